@@ -1,0 +1,5 @@
+import sys
+
+from fasttask.cli import main
+
+sys.exit(main())

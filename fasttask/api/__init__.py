@@ -1,0 +1,1 @@
+"""FastAPI application: app factory, authentication and one router per area."""

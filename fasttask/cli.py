@@ -1,0 +1,175 @@
+"""Command line: `python -m fasttask serve | api | worker`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Optional, Sequence
+
+from fasttask.api.auth import DEFAULT_USER, UsersFileError, create_users_file, read_users
+from fasttask.embedded import EmbeddedRedis, EmbeddedServerError
+from fasttask.logs import configure_logging
+from fasttask.processes import current_environment, python_module_command, start_child, stop_child
+from fasttask.registry import TaskModuleError, load_tasks, select_tasks
+from fasttask.settings import NodeType, Settings, SettingsError, get_settings
+from fasttask.worker import create_celery_app, default_node_name
+
+logger = logging.getLogger("fasttask.cli")
+
+
+class StartError(Exception):
+    """The service cannot start; the message says why and what to change."""
+
+
+def ensure_users_file(settings: Settings) -> None:
+    """Create the users file on first start; refuse an empty one unless ALLOW_ANONYMOUS is on."""
+    if not settings.users_file.exists():
+        create_users_file(settings.users_file)
+        print(
+            f"Created {settings.users_file} with user {DEFAULT_USER!r} and a generated password; "
+            "read the password from that file and log in with it.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+
+    try:
+        users = read_users(settings.users_file)
+    except UsersFileError as exc:
+        raise StartError(str(exc)) from None
+    if not users and not settings.allow_anonymous:
+        raise StartError(
+            f"{settings.users_file} has no users: add one ({{\"name\": \"password\"}}), "
+            "or set ALLOW_ANONYMOUS=true to serve without authentication"
+        )
+    if not users:
+        logger.warning("ALLOW_ANONYMOUS is on and %s has no users: every route is open", settings.users_file)
+
+
+def run_api(settings: Settings) -> int:
+    """Serve the HTTP API with uvicorn in this process."""
+    import uvicorn
+
+    load_tasks(settings.tasks_dir)
+    ensure_users_file(settings)
+    uvicorn.run(
+        "fasttask.api.app:create_app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.uvicorn_workers,
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        access_log=settings.access_log,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def worker_arguments(settings: Settings, queues: Sequence[str]) -> list[str]:
+    return [
+        "worker",
+        "--queues", ",".join(queues),
+        "--concurrency", str(settings.worker_concurrency or os.cpu_count() or 1),
+        "--pool", settings.worker_pool.value,
+        "--hostname", settings.worker_name or default_node_name(),
+        "--loglevel", settings.log_level,
+        "--without-gossip",
+    ]
+
+
+def run_worker(settings: Settings) -> int:
+    """Run a Celery worker for the task queues chosen by ENABLED_TASKS and DISABLED_TASKS."""
+    specs = select_tasks(load_tasks(settings.tasks_dir), settings.enabled_tasks, settings.disabled_tasks)
+    if not specs:
+        raise StartError("ENABLED_TASKS and DISABLED_TASKS leave this worker with no task to serve")
+
+    app = create_celery_app(settings, specs)
+    logger.info("worker serving %s through %s", sorted(specs), settings.broker_display)
+    app.worker_main(worker_arguments(settings, [spec.queue for spec in specs.values()]))
+    return 0
+
+
+class Supervisor:
+    """Run child processes until one exits or SIGINT/SIGTERM arrives, then stop them all."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, object]] = []
+        self.stop_requested = False
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        self.stop_requested = True
+
+    def wait(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        while not self.stop_requested:
+            for name, process in self.children:
+                if process.poll() is not None:
+                    logger.error("%s exited with code %s; stopping the others", name, process.returncode)
+                    return process.returncode or 1
+            time.sleep(0.2)
+        return 0
+
+    def stop_all(self) -> None:
+        for name, process in reversed(self.children):
+            stop_child(process, name=name)
+
+
+def run_serve(settings: Settings) -> int:
+    """Start what NODE_TYPE asks for: API, worker and, when no Redis is configured, an embedded one."""
+    load_tasks(settings.tasks_dir)
+    runs_api = settings.node_type in (NodeType.SINGLE_NODE, NodeType.DISTRIBUTED_MASTER)
+    runs_worker = settings.node_type in (NodeType.SINGLE_NODE, NodeType.DISTRIBUTED_WORKER)
+    if runs_api:
+        ensure_users_file(settings)
+
+    embedded: Optional[EmbeddedRedis] = None
+    environment = current_environment()
+    supervisor = Supervisor()
+    try:
+        if settings.node_type == NodeType.SINGLE_NODE and not settings.has_external_broker:
+            password = settings.task_queue_passwd.get_secret_value() if settings.task_queue_passwd else None
+            embedded = EmbeddedRedis(settings.task_queue_port, settings.internal_dir / "redis", password)
+            embedded.start()
+            environment["MASTER_HOST"] = "127.0.0.1"
+
+        if runs_worker:
+            supervisor.children.append(("worker", start_child(python_module_command("worker"), environment, "worker")))
+        if runs_api:
+            supervisor.children.append(("API", start_child(python_module_command("api"), environment, "API")))
+            logger.info("FastTask listening on port %d (docs at /docs)", settings.port)
+        return supervisor.wait()
+    finally:
+        supervisor.stop_all()
+        if embedded is not None:
+            embedded.stop()
+
+
+COMMANDS = {"serve": run_serve, "api": run_api, "worker": run_worker}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fasttask", description="Serve Python task modules over HTTP on Celery workers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="start what NODE_TYPE asks for (default: API, worker and embedded Redis)")
+    commands.add_parser("api", help="start only the HTTP API")
+    commands.add_parser("worker", help="start only a Celery worker")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        configure_logging(settings.log_level)
+        return COMMANDS[arguments.command](settings)
+    except (SettingsError, TaskModuleError, StartError, EmbeddedServerError) as exc:
+        print(f"fasttask: cannot start: {exc}", file=sys.stderr)
+        return 2

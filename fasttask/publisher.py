@@ -1,0 +1,37 @@
+"""Queue tasks from the API process without blocking its event loop."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import anyio
+from celery import Celery
+
+from fasttask.registry import TaskSpec
+from fasttask.results import ResultStore
+
+logger = logging.getLogger("fasttask.publisher")
+
+# Publishing is a short blocking call in kombu; this many may run in threads at once.
+MAX_PUBLISHING_THREADS = 32
+
+
+class TaskPublisher:
+    """Record a new task id as issued by this service, then send the task to its queue."""
+
+    def __init__(self, celery_app: Celery, store: ResultStore) -> None:
+        self._celery_app = celery_app
+        self._store = store
+        self._limiter = anyio.CapacityLimiter(MAX_PUBLISHING_THREADS)
+
+    async def publish(self, spec: TaskSpec, params: dict[str, Any]) -> str:
+        task_id = str(uuid.uuid4())
+        await self._store.record_issued(task_id, spec.name)
+        await anyio.to_thread.run_sync(self._send, spec, task_id, params, limiter=self._limiter)
+        logger.info("task %s %s queued", spec.name, task_id)
+        return task_id
+
+    def _send(self, spec: TaskSpec, task_id: str, params: dict[str, Any]) -> None:
+        self._celery_app.send_task(spec.name, kwargs=params, task_id=task_id, queue=spec.queue, routing_key=spec.queue)

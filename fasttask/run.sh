@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Start FastTask as NODE_TYPE asks (default: API, worker and embedded Redis on this machine).
+# On first use it creates .venv and installs requirements.txt, unless the current python3
+# already has the dependencies (as in the Docker image).
+set -euo pipefail
+
+project_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$project_root"
+
+# shellcheck source=scripts/python-env.sh
+source "$project_root/scripts/python-env.sh"
+python_bin="$(fasttask_python requirements.txt)"
+
+exec "$python_bin" -m fasttask serve "$@"

@@ -1,0 +1,219 @@
+"""Every environment variable FastTask reads, parsed and validated once."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Optional
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from fasttask.constants import DEFAULT_PORT, DEFAULT_REDIS_PORT, INTERNAL_DIR_NAME, USERS_FILE_NAME
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SECRET_FIELDS = {"task_queue_passwd", "broker_url", "result_backend_url"}
+
+
+class NodeType(str, Enum):
+    SINGLE_NODE = "single_node"
+    DISTRIBUTED_MASTER = "distributed_master"
+    DISTRIBUTED_WORKER = "distributed_worker"
+
+
+class WorkerPool(str, Enum):
+    PREFORK = "prefork"
+    THREADS = "threads"
+    SOLO = "solo"
+
+
+class SettingsError(Exception):
+    """A setting has an invalid value; the message names the variable and the value."""
+
+
+def split_names(value: object) -> list[str]:
+    """Parse a comma-separated list such as ENABLED_TASKS into stripped, non-empty names."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [item.strip() for item in str(value).split(",") if item.strip()]
+
+
+NameList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """FastTask configuration; every field is read from the environment variable of the same name."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # Broker and result backend.
+    master_host: Optional[str] = Field(None, description="Redis host; unset means embedded Redis in single-node mode")
+    task_queue_port: int = Field(DEFAULT_REDIS_PORT, ge=1, le=65535)
+    task_queue_passwd: Optional[SecretStr] = None
+    task_queue_db: int = Field(0, ge=0)
+    broker_url: Optional[SecretStr] = Field(None, description="full broker URL, replaces the three Redis variables")
+    result_backend_url: Optional[SecretStr] = Field(None, description="Redis URL for results, defaults to the broker")
+
+    # Routes.
+    api_create: bool = True
+    api_check: bool = True
+    api_run: bool = True
+    api_revoke: bool = True
+    api_status_info: bool = True
+    api_file_upload: bool = True
+    api_file_download: bool = True
+    api_docs: bool = True
+    api_redoc: bool = True
+
+    # HTTP server.
+    host: str = "0.0.0.0"
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
+    uvicorn_workers: int = Field(1, ge=1)
+    root_path: str = ""
+    ssl_certfile: Optional[Path] = None
+    ssl_keyfile: Optional[Path] = None
+    access_log: bool = False
+
+    # Waiting for results.
+    run_timeout: float = Field(25.0, gt=0, description="seconds /run waits before answering 202")
+    max_wait: float = Field(300.0, gt=0, description="upper bound for /run timeout and /check wait, seconds")
+
+    # Worker limits, seconds.
+    soft_time_limit: int = Field(3600, gt=0)
+    time_limit: int = Field(3660, gt=0)
+    visibility_timeout: int = Field(3900, gt=0)
+    result_expires: int = Field(86400, gt=0)
+
+    # Node role and worker.
+    node_type: NodeType = NodeType.SINGLE_NODE
+    enabled_tasks: NameList = Field(default_factory=list)
+    disabled_tasks: NameList = Field(default_factory=list)
+    worker_concurrency: Optional[int] = Field(None, ge=1)
+    worker_pool: WorkerPool = WorkerPool.PREFORK
+    worker_name: Optional[str] = Field(None, description="Celery node name, default fasttask-<pid>@<host>")
+
+    # Folders and access.
+    tasks_dir: Path = PROJECT_ROOT / "fasttask" / "tasks"
+    files_dir: Path = PROJECT_ROOT / "files"
+    allow_anonymous: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("enabled_tasks", "disabled_tasks", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> list[str]:
+        return split_names(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _check_limits_order(self) -> "Settings":
+        if not self.soft_time_limit < self.time_limit:
+            raise ValueError(
+                f"SOFT_TIME_LIMIT ({self.soft_time_limit}) must be less than TIME_LIMIT ({self.time_limit})"
+            )
+        if not self.time_limit < self.visibility_timeout:
+            raise ValueError(
+                f"TIME_LIMIT ({self.time_limit}) must be less than VISIBILITY_TIMEOUT "
+                f"({self.visibility_timeout}), or a running task would be delivered twice"
+            )
+        if self.run_timeout > self.max_wait:
+            raise ValueError(f"RUN_TIMEOUT ({self.run_timeout:g}) must not exceed MAX_WAIT ({self.max_wait:g})")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("SSL_CERTFILE and SSL_KEYFILE must be set together")
+        return self
+
+    @property
+    def has_external_broker(self) -> bool:
+        return self.master_host is not None or self.broker_url is not None
+
+    @property
+    def broker(self) -> str:
+        """Broker URL with the password percent-encoded; never log it, use `broker_display`."""
+        if self.broker_url is not None:
+            return self.broker_url.get_secret_value()
+        return self._redis_url()
+
+    @property
+    def result_backend(self) -> str:
+        if self.result_backend_url is not None:
+            return self.result_backend_url.get_secret_value()
+        if self.broker_url is not None and self.broker.startswith(("redis://", "rediss://")):
+            return self.broker
+        return self._redis_url()
+
+    @property
+    def broker_display(self) -> str:
+        return mask_url_password(self.broker)
+
+    @property
+    def users_file(self) -> Path:
+        return self.files_dir / USERS_FILE_NAME
+
+    @property
+    def internal_dir(self) -> Path:
+        return self.files_dir / INTERNAL_DIR_NAME
+
+    def _redis_url(self) -> str:
+        host = self.master_host or "127.0.0.1"
+        credentials = ""
+        if self.task_queue_passwd is not None and self.task_queue_passwd.get_secret_value():
+            credentials = ":" + quote(self.task_queue_passwd.get_secret_value(), safe="") + "@"
+        return f"redis://{credentials}{host}:{self.task_queue_port}/{self.task_queue_db}"
+
+
+def mask_url_password(url: str) -> str:
+    """Replace the password in a URL with '***' so the URL can be logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _environment_value(field_name: str) -> Optional[str]:
+    for key, value in os.environ.items():
+        if key.lower() == field_name:
+            return value
+    return None
+
+
+def _describe_error(error: dict) -> str:
+    if not error["loc"]:
+        return error["msg"].removeprefix("Value error, ")
+    field_name = str(error["loc"][0])
+    variable = field_name.upper()
+    if field_name in SECRET_FIELDS:
+        shown = "<hidden>"
+    else:
+        shown = repr(_environment_value(field_name))
+    return f"invalid value {shown} for {variable}: {error['msg']}"
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment; raise SettingsError naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        reasons = "; ".join(_describe_error(error) for error in exc.errors())
+        raise SettingsError(reasons) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read on first use."""
+    return load_settings()

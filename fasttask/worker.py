@@ -1,0 +1,119 @@
+"""Celery app factory: queues, limits and the wrapper that runs a task module's function."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+from kombu import Queue
+from pydantic import BaseModel, ValidationError
+
+from fasttask.registry import TaskSpec
+from fasttask.settings import Settings
+
+logger = logging.getLogger("fasttask.worker")
+
+
+class TaskResultError(Exception):
+    """The task function returned something that does not match its Result model."""
+
+
+class TaskTimeLimitError(Exception):
+    """The task ran past SOFT_TIME_LIMIT and was stopped."""
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "visibility_timeout": settings.visibility_timeout,
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
+        "retry_on_timeout": False,
+    }
+
+
+def configure_app(app: Celery, settings: Settings, specs: dict[str, TaskSpec]) -> None:
+    app.conf.update(
+        broker_url=settings.broker,
+        result_backend=settings.result_backend,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_queues=[Queue(spec.queue, routing_key=spec.queue) for spec in specs.values()],
+        task_routes={name: {"queue": spec.queue, "routing_key": spec.queue} for name, spec in specs.items()},
+        task_create_missing_queues=True,
+        # A task is acknowledged only after it finished, and re-queued if its process died.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        task_track_started=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.soft_time_limit,
+        task_time_limit=settings.time_limit,
+        result_expires=settings.result_expires,
+        result_extended=False,
+        broker_transport_options=broker_transport_options(settings),
+        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        redis_socket_connect_timeout=3,
+        redis_socket_timeout=10,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        # Publishing from the API must fail fast so the caller gets 503, not a hang.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+
+
+def _result_payload(spec: TaskSpec, returned: Any) -> dict[str, Any]:
+    if isinstance(returned, BaseModel):
+        returned = returned.model_dump()
+    try:
+        result = spec.result_model.model_validate(returned)
+    except ValidationError as exc:
+        raise TaskResultError(f"task {spec.name!r} returned a value that does not match its Result model: {exc}") from None
+    return result.model_dump(mode="json")
+
+
+def execute_task(spec: TaskSpec, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate the parameters, call the task function and validate what it returned."""
+    arguments = spec.params_model.model_validate(params).model_dump()
+    try:
+        returned = spec.function(**arguments)
+    except SoftTimeLimitExceeded:
+        raise TaskTimeLimitError(
+            f"task {spec.name!r} exceeded SOFT_TIME_LIMIT of {settings.soft_time_limit} s and was stopped"
+        ) from None
+    return _result_payload(spec, returned)
+
+
+def register_task(app: Celery, spec: TaskSpec, settings: Settings) -> None:
+    def run(**params: Any) -> dict[str, Any]:
+        started = time.monotonic()
+        result = execute_task(spec, settings, params)
+        logger.info("task %s finished in %.3f s", spec.name, time.monotonic() - started)
+        return result
+
+    run.__name__ = spec.name
+    run.__qualname__ = spec.name
+    app.task(name=spec.name, queue=spec.queue)(run)
+
+
+def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: bool = True) -> Celery:
+    """Build the Celery app; the API builds it with register=False because it never executes tasks."""
+    app = Celery("fasttask", set_as_current=False)
+    configure_app(app, settings, specs)
+    if register:
+        for spec in specs.values():
+            register_task(app, spec, settings)
+    return app
+
+
+def default_node_name() -> str:
+    return f"fasttask-{os.getpid()}@{socket.gethostname()}"

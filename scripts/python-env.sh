@@ -1,0 +1,27 @@
+# Sourced by fasttask/run.sh and scripts/test.sh: pick the Python that runs FastTask.
+#
+# fasttask_python REQUIREMENTS_FILE prints the path of a Python interpreter that has the
+# packages of REQUIREMENTS_FILE: .venv's when it exists, else python3 when it already has
+# FastTask's dependencies, else a new .venv into which the file is installed.
+
+fasttask_python() {
+    local requirements="$1"
+    local marker=".venv/.installed-$(basename "$requirements")"
+
+    if [ ! -x .venv/bin/python ] && python3 -c "import fastapi, celery, redis, uvicorn, pydantic_settings" 2>/dev/null \
+        && [ "$requirements" = "requirements.txt" ]; then
+        command -v python3
+        return
+    fi
+
+    if [ ! -x .venv/bin/python ]; then
+        echo "Creating .venv with $(python3 --version)" >&2
+        python3 -m venv .venv >&2
+    fi
+    if [ ! -f "$marker" ] || [ "$requirements" -nt "$marker" ] || [ requirements.txt -nt "$marker" ]; then
+        echo "Installing $requirements into .venv" >&2
+        .venv/bin/python -m pip install --disable-pip-version-check -q -r "$requirements" >&2
+        touch "$marker"
+    fi
+    echo "$project_root/.venv/bin/python"
+}
