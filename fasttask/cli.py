@@ -22,7 +22,7 @@ logger = logging.getLogger("fasttask.cli")
 
 
 class StartError(Exception):
-    """The service cannot start; the message says why and what to change."""
+    """The service cannot start. The message states the reason and the fix."""
 
 
 def ensure_users_file(settings: Settings) -> None:
@@ -123,7 +123,7 @@ class Supervisor:
 
 
 def run_serve(settings: Settings) -> int:
-    """Start what NODE_TYPE asks for: API, worker and, when no Redis is configured, an embedded one."""
+    """Start the processes that NODE_TYPE selects: API, worker and, when no Redis is configured, an embedded server."""
     load_tasks(settings.tasks_dir)
     runs_api = settings.node_type in (NodeType.SINGLE_NODE, NodeType.DISTRIBUTED_MASTER)
     runs_worker = settings.node_type in (NodeType.SINGLE_NODE, NodeType.DISTRIBUTED_WORKER)
@@ -158,7 +158,7 @@ COMMANDS = {"serve": run_serve, "api": run_api, "worker": run_worker}
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fasttask", description="Serve Python task modules over HTTP on Celery workers.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="start what NODE_TYPE asks for (default: API, worker and embedded Redis)")
+    commands.add_parser("serve", help="start the processes that NODE_TYPE selects (default: API, worker and embedded Redis)")
     commands.add_parser("api", help="start only the HTTP API")
     commands.add_parser("worker", help="start only a Celery worker")
     return parser
