@@ -19,3 +19,36 @@ DEFAULT_REDIS_PORT = 6379
 
 # How often a waiting request re-reads the result in case a completion message was missed.
 RESULT_FALLBACK_POLL_S = 1.0
+
+# Set by /revoke for a task that had not finished; a worker that receives the task later
+# ends it as REVOKED without running it, even after a restart.
+REVOKED_TASK_KEY = KEY_PREFIX + "revoked:{task_id}"
+
+# Last state counted for a task id, so a repeated or late state change is counted once.
+COUNTED_STATE_KEY = KEY_PREFIX + "counted:{task_id}"
+
+# Hash of state -> number of tasks, one per task name.
+STATE_COUNTS_KEY = KEY_PREFIX + "stats:states:{task_name}"
+
+# Hash of "<task name>|<state>|<minute>" -> completions, one per hour, for the rate windows.
+COMPLETIONS_KEY = KEY_PREFIX + "stats:completions:{hour}"
+
+# Sorted set of worker node names scored by their last heartbeat (Unix seconds), and a
+# hash per worker with its queues, pool size and task ids.
+WORKERS_KEY = KEY_PREFIX + "workers"
+WORKER_STATE_KEY = KEY_PREFIX + "worker:{node_name}"
+
+# Workers rewrite their state this often; a worker silent for WORKER_STATE_TTL_S is gone.
+WORKER_HEARTBEAT_S = 1.0
+WORKER_STATE_TTL_S = 5
+
+# Completion windows reported by status_info, in minutes.
+COMPLETION_WINDOWS_MIN = {"1m": 1, "15m": 15, "1h": 60, "1d": 1440}
+
+# Folder inside the internal folder where uploads are written until they are complete.
+INCOMING_DIR_NAME = "incoming"
+
+# Uploads are read from the request and written to disk in chunks of this size.
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+
+MIN_FILE_EXPIRATION_S = 60

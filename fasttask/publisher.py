@@ -9,8 +9,9 @@ from typing import Any
 import anyio
 from celery import Celery
 
+from fasttask.counters import TaskCounters
 from fasttask.registry import TaskSpec
-from fasttask.results import ResultStore
+from fasttask.results import ResultStore, TaskState
 
 logger = logging.getLogger("fasttask.publisher")
 
@@ -21,15 +22,17 @@ MAX_PUBLISHING_THREADS = 32
 class TaskPublisher:
     """Record a new task id as issued by this service, then send the task to its queue."""
 
-    def __init__(self, celery_app: Celery, store: ResultStore) -> None:
+    def __init__(self, celery_app: Celery, store: ResultStore, counters: TaskCounters) -> None:
         self._celery_app = celery_app
         self._store = store
+        self._counters = counters
         self._limiter = anyio.CapacityLimiter(MAX_PUBLISHING_THREADS)
 
     async def publish(self, spec: TaskSpec, params: dict[str, Any]) -> str:
         task_id = str(uuid.uuid4())
         await self._store.record_issued(task_id, spec.name)
         await anyio.to_thread.run_sync(self._send, spec, task_id, params, limiter=self._limiter)
+        await self._counters.record_state(task_id, spec.name, TaskState.PENDING.value)
         logger.info("task %s %s queued", spec.name, task_id)
         return task_id
 

@@ -12,7 +12,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from fasttask.constants import DEFAULT_PORT, DEFAULT_REDIS_PORT, INTERNAL_DIR_NAME, USERS_FILE_NAME
+from fasttask.constants import (
+    DEFAULT_PORT,
+    DEFAULT_REDIS_PORT,
+    INTERNAL_DIR_NAME,
+    MIN_FILE_EXPIRATION_S,
+    USERS_FILE_NAME,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,6 +110,15 @@ class Settings(BaseSettings):
     allow_anonymous: bool = False
     log_level: str = "INFO"
 
+    # Uploads, downloads and the expiry of files in the files folder.
+    max_upload_bytes: int = Field(1024**3, gt=0, description="largest accepted upload in bytes; larger ones get 413")
+    file_expiration_seconds: Optional[int] = Field(
+        None, ge=MIN_FILE_EXPIRATION_S,
+        description="age in seconds after which files are deleted; default 2 x TIME_LIMIT, at least 60",
+    )
+    file_cleanup_enabled: bool = True
+    file_cleanup_interval_seconds: float = Field(60.0, gt=0, description="seconds between two expiry passes")
+
     @field_validator("enabled_tasks", "disabled_tasks", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> list[str]:
@@ -164,6 +179,13 @@ class Settings(BaseSettings):
     @property
     def internal_dir(self) -> Path:
         return self.files_dir / INTERNAL_DIR_NAME
+
+    @property
+    def file_expiration_s(self) -> int:
+        """Age after which files expire: a queued task's input and a finished task's output both outlive a run."""
+        if self.file_expiration_seconds is not None:
+            return self.file_expiration_seconds
+        return max(MIN_FILE_EXPIRATION_S, 2 * self.time_limit)
 
     def _redis_url(self) -> str:
         host = self.master_host or "127.0.0.1"

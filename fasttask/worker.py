@@ -6,14 +6,19 @@ import logging
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Optional
 
-from celery import Celery
-from celery.exceptions import SoftTimeLimitExceeded
+import redis
+from celery import Celery, current_task, signals
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from kombu import Queue
 from pydantic import BaseModel, ValidationError
 
+from fasttask.counters import record_state_sync
+from fasttask.monitoring import build_heartbeat_step
 from fasttask.registry import TaskSpec
+from fasttask.results import TaskState
+from fasttask.revocation import guarded_backend_url, is_revoked
 from fasttask.settings import Settings
 
 logger = logging.getLogger("fasttask.worker")
@@ -39,7 +44,7 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 def configure_app(app: Celery, settings: Settings, specs: dict[str, TaskSpec]) -> None:
     app.conf.update(
         broker_url=settings.broker,
-        result_backend=settings.result_backend,
+        result_backend=guarded_backend_url(settings.result_backend),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -93,11 +98,72 @@ def execute_task(spec: TaskSpec, settings: Settings, params: dict[str, Any]) -> 
     return _result_payload(spec, returned)
 
 
-def register_task(app: Celery, spec: TaskSpec, settings: Settings) -> None:
+class WorkerRedis:
+    """One synchronous Redis client per worker process, for revoke markers and counters."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client: Optional[redis.Redis] = None
+        self._pid = 0
+
+    @property
+    def client(self) -> redis.Redis:
+        # Pool processes are forked from the main process, which must not share its sockets.
+        if self._client is None or self._pid != os.getpid():
+            self._client = redis.Redis.from_url(self._url, socket_connect_timeout=3, socket_timeout=10)
+            self._pid = os.getpid()
+        return self._client
+
+
+def record_state(worker_redis: WorkerRedis, settings: Settings, task_id: Optional[str], task_name: str, state: str) -> None:
+    """Count a state change; a Redis outage loses the count but never fails the task."""
+    if not task_id:
+        return
+    try:
+        record_state_sync(worker_redis.client, task_id, task_name, state, settings.result_expires + 3600)
+    except redis.RedisError as exc:
+        logger.warning("task %s %s: cannot count state %s: %s", task_name, task_id, state, exc)
+
+
+def connect_counter_signals(app: Celery, settings: Settings, worker_redis: WorkerRedis) -> None:
+    """Count STARTED, SUCCESS, FAILURE and REVOKED for the tasks of this app."""
+
+    def is_ours(sender: Any) -> bool:
+        return getattr(sender, "app", None) is app
+
+    @signals.task_prerun.connect(weak=False)
+    def count_started(sender: Any = None, task_id: Optional[str] = None, **_: Any) -> None:
+        if is_ours(sender):
+            record_state(worker_redis, settings, task_id, sender.name, TaskState.STARTED.value)
+
+    @signals.task_success.connect(weak=False)
+    def count_success(sender: Any = None, **_: Any) -> None:
+        if is_ours(sender):
+            record_state(worker_redis, settings, sender.request.id, sender.name, TaskState.SUCCESS.value)
+
+    @signals.task_failure.connect(weak=False)
+    def count_failure(sender: Any = None, task_id: Optional[str] = None, **_: Any) -> None:
+        if is_ours(sender):
+            record_state(worker_redis, settings, task_id, sender.name, TaskState.FAILURE.value)
+
+    @signals.task_revoked.connect(weak=False)
+    def count_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+        if is_ours(sender) and request is not None:
+            record_state(worker_redis, settings, request.id, sender.name, TaskState.REVOKED.value)
+
+
+def register_task(app: Celery, spec: TaskSpec, settings: Settings, worker_redis: WorkerRedis) -> None:
     def run(**params: Any) -> dict[str, Any]:
+        task_id = current_task.request.id
+        if is_revoked(worker_redis.client, task_id):
+            # /revoke already stored REVOKED; Ignore ends the task without storing another state.
+            record_state(worker_redis, settings, task_id, spec.name, TaskState.REVOKED.value)
+            logger.info("task %s %s skipped: it was revoked before it started", spec.name, task_id)
+            raise Ignore()
+
         started = time.monotonic()
         result = execute_task(spec, settings, params)
-        logger.info("task %s finished in %.3f s", spec.name, time.monotonic() - started)
+        logger.info("task %s %s finished in %.3f s", spec.name, task_id, time.monotonic() - started)
         return result
 
     run.__name__ = spec.name
@@ -110,8 +176,11 @@ def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: 
     app = Celery("fasttask", set_as_current=False)
     configure_app(app, settings, specs)
     if register:
+        worker_redis = WorkerRedis(settings.result_backend)
         for spec in specs.values():
-            register_task(app, spec, settings)
+            register_task(app, spec, settings, worker_redis)
+        connect_counter_signals(app, settings, worker_redis)
+        app.steps["worker"].add(build_heartbeat_step(settings.result_backend, settings.worker_pool.value))
     return app
 
 

@@ -29,7 +29,8 @@ TEST_AUTH = ("tester", TEST_USERS["tester"])
 SETTING_PREFIXES = ("API_", "MASTER_HOST", "TASK_QUEUE_", "BROKER_URL", "RESULT_BACKEND_URL", "NODE_TYPE",
                     "ENABLED_TASKS", "DISABLED_TASKS", "WORKER_", "FILES_DIR", "TASKS_DIR", "ALLOW_ANONYMOUS",
                     "ROOT_PATH", "RUN_TIMEOUT", "MAX_WAIT", "SOFT_TIME_LIMIT", "TIME_LIMIT", "VISIBILITY_TIMEOUT",
-                    "RESULT_EXPIRES", "PORT", "HOST", "UVICORN_WORKERS", "SSL_", "LOG_LEVEL", "ACCESS_LOG")
+                    "RESULT_EXPIRES", "PORT", "HOST", "UVICORN_WORKERS", "SSL_", "LOG_LEVEL", "ACCESS_LOG",
+                    "MAX_UPLOAD_BYTES", "FILE_")
 
 
 def free_port() -> int:
