@@ -35,8 +35,17 @@ class FileAccessError(PermissionError):
     """A file name points at something that is never served (403): credentials, internal state, dotfiles."""
 
 
+# Zero-width joiner and non-joiner are format characters that emoji sequences and some
+# scripts (Persian, Indic) need; other format characters, such as right-to-left
+# overrides that disguise an extension, are rejected.
+ALLOWED_FORMAT_CHARACTERS = {"\u200c", "\u200d"}
+
+
 def has_control_characters(name: str) -> bool:
-    return any(unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp") for character in name)
+    return any(
+        unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp") and character not in ALLOWED_FORMAT_CHARACTERS
+        for character in name
+    )
 
 
 def _truncate_utf8(text: str, max_bytes: int) -> str:
