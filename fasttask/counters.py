@@ -1,8 +1,8 @@
 """Task counters kept in Redis as tasks change state: counts per state and completions per minute.
 
-The API counts PENDING when it queues a task and REVOKED when it revokes one; the
+The API counts PENDING when it queues a task and REVOKED when it revokes one. The
 workers count STARTED, SUCCESS, FAILURE and REVOKED from Celery signals. Each change
-goes through one Lua script that remembers the last state counted for the task id, so a
+goes through one Lua script that remembers the last state counted for the task id. So a
 repeated, late or out-of-order change (a redelivered task, PENDING counted after
 STARTED) moves no counter twice, and a final state is never left again.
 """

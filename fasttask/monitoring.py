@@ -135,14 +135,14 @@ async def read_worker_status(client: aioredis.Redis) -> dict[str, Any]:
     records = await client.mget([WORKER_STATE_KEY.format(node_name=name) for name in names]) if names else []
 
     workers = {}
-    gone = []
+    expired_names = []
     for name, record in zip(names, records):
         if record is None:
-            gone.append(name)
+            expired_names.append(name)
             continue
         workers[name] = json.loads(record)
-    if gone:
-        await client.zrem(WORKERS_KEY, *gone)
+    if expired_names:
+        await client.zrem(WORKERS_KEY, *expired_names)
     return {"online": len(workers), "workers": workers}
 
 

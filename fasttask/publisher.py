@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 from celery import Celery
+from redis.exceptions import RedisError
 
 from fasttask.counters import TaskCounters
 from fasttask.registry import TaskSpec
@@ -32,7 +33,11 @@ class TaskPublisher:
         task_id = str(uuid.uuid4())
         await self._store.record_issued(task_id, spec.name)
         await anyio.to_thread.run_sync(self._send, spec, task_id, params, limiter=self._limiter)
-        await self._counters.record_state(task_id, spec.name, TaskState.PENDING.value)
+        try:
+            await self._counters.record_state(task_id, spec.name, TaskState.PENDING.value)
+        except RedisError as exc:
+            # The task is queued; a lost count must not turn that into an error for the caller.
+            logger.warning("task %s %s: cannot count state PENDING: %s", spec.name, task_id, exc)
         logger.info("task %s %s queued", spec.name, task_id)
         return task_id
 

@@ -35,9 +35,9 @@ class FileAccessError(PermissionError):
     """A file name points at something that is never served (403): credentials, internal state, dotfiles."""
 
 
-# Zero-width joiner and non-joiner are format characters that emoji sequences and some
-# scripts (Persian, Indic) need; other format characters, such as right-to-left
-# overrides that disguise an extension, are rejected.
+# Emoji sequences and some scripts (Persian, Indic) need the zero-width joiner and
+# non-joiner. Other format characters are rejected, because right-to-left overrides
+# can disguise an extension.
 ALLOWED_FORMAT_CHARACTERS = {"\u200c", "\u200d"}
 
 

@@ -25,6 +25,7 @@ from fasttask.project_info import load_project_info
 from fasttask.publisher import TaskPublisher
 from fasttask.registry import TaskSpec, load_tasks
 from fasttask.results import ResultStore
+from fasttask.revocation import RevocationStore
 from fasttask.settings import Settings, get_settings
 from fasttask.storage import expire_files_periodically
 from fasttask.worker import create_celery_app
@@ -60,14 +61,17 @@ def build_lifespan(settings: Settings, specs: dict[str, TaskSpec]):
         store = ResultStore(client, settings.result_expires)
         counters = TaskCounters(client, settings.result_expires + 3600)
         celery_app = create_celery_app(settings, specs, register=False)
+
         app.state.settings = settings
         app.state.specs = specs
         app.state.redis = client
         app.state.broker_redis = broker_client
         app.state.result_store = store
         app.state.counters = counters
+        app.state.revocations = RevocationStore(client, settings.result_expires)
         app.state.celery_app = celery_app
         app.state.publisher = TaskPublisher(celery_app, store, counters)
+
         # The first cpu_percent call only starts the measurement.
         psutil.cpu_percent(interval=None)
         cleanup = start_file_cleanup(settings)

@@ -57,7 +57,7 @@ def _resolve_existing_file(files_dir: Path, file_name: str) -> Path:
     except FileNameError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid file_name: {exc}") from None
     except FileAccessError as exc:
-        logger.warning("download of %r refused: %s", file_name, exc)
+        logger.warning("download of %r rejected: %s", file_name, exc)
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"file_name is not allowed: {exc}") from None
 
     if not path.is_file():

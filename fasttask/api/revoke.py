@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Literal
 
 import anyio
@@ -10,6 +11,7 @@ from celery import Celery
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
+from fasttask.api.errors import BROKER_ERRORS
 from fasttask.api.strict_json import StrictJSONRoute
 from fasttask.counters import TaskCounters
 from fasttask.results import ResultStore, TaskState
@@ -36,11 +38,18 @@ class RevokeResponse(BaseModel):
 
 def _broadcast_terminate(celery_app: Celery, task_id: str) -> None:
     # Workers that hold the task stop it: a queued copy is dropped, a running one gets SIGTERM.
-    celery_app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+    started = time.monotonic()
+    try:
+        celery_app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+    except BROKER_ERRORS as exc:
+        logger.error("revoke broadcast for task %s failed after %.3f s: %s", task_id, time.monotonic() - started, exc)
+        raise
+    logger.debug("revoke broadcast for task %s took %.3f s", task_id, time.monotonic() - started)
 
 
 async def _revoke_issued_task(request: Request, task_id: str, task_name: str) -> RevokeResponse:
-    outcome = await RevocationStore(request.app.state.redis, request.app.state.settings.result_expires).revoke(task_id)
+    revocations: RevocationStore = request.app.state.revocations
+    outcome = await revocations.revoke(task_id)
     if outcome in (RevokeOutcome.ALREADY_SUCCEEDED, RevokeOutcome.ALREADY_FAILED):
         logger.info("revoke of task %s %s ignored: it already finished with %s", task_name, task_id, outcome.value)
         return RevokeResponse(

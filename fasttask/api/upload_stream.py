@@ -23,7 +23,7 @@ class UploadTooLarge(Exception):
 
 @dataclass
 class PartState:
-    """What the parser has seen of the current part and of the `file` part."""
+    """Parser progress: the headers of the current part and the state of the `file` part."""
 
     header_field: bytearray = field(default_factory=bytearray)
     header_value: bytearray = field(default_factory=bytearray)
@@ -139,7 +139,7 @@ async def _receive_into(request: Request, partial_path: Path, max_upload_bytes: 
 async def receive_upload(request: Request, files_dir: Path, max_upload_bytes: int) -> str:
     """Write the `file` part of the request into the files folder and return its stored name.
 
-    The data goes to a partial file in the internal folder first and is moved into the
+    The data goes to a partial file in the internal folder first. It is moved into the
     files folder only when the whole part has arrived, so a rejected or broken upload
     leaves nothing that /download or a task could see.
     """
