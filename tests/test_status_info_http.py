@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from fasttask.api.status_models import StatusResponse
 from tests.conftest import Service, build_service
 from tests.test_revoke_http import wait_until
 
@@ -17,6 +18,7 @@ ALL_FIELDS = {"worker_status", "task_info", "pending_task_count", "system"}
 def status(client: httpx.Client, *fields: str) -> dict[str, Any]:
     response = client.post("/status_info", json={"fields": list(fields)})
     assert response.status_code == 200, response.text
+    StatusResponse.model_validate(response.json())
     return response.json()
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from fasttask.api.status_models import StatusResponse
 from fasttask.api.strict_json import StrictJSONRoute
 from fasttask.monitoring import read_pending_counts, read_system_figures, read_worker_status
 
@@ -61,12 +62,12 @@ def build_status_router() -> APIRouter:
     """Create the routes that API_STATUS_INFO enables."""
     router = APIRouter(tags=["status"], route_class=StrictJSONRoute)
 
-    @router.post("/status_info", summary="service status")
+    @router.post("/status_info", summary="service status", response_model=StatusResponse)
     async def status_info(request: Request, body: Optional[StatusRequest] = None) -> JSONResponse:
         """Return the requested figures: worker_status, task_info, pending_task_count and system."""
         return await _status_response(request, body.fields if body is not None else [])
 
-    @router.get("/status_info", summary="service status")
+    @router.get("/status_info", summary="service status", response_model=StatusResponse)
     async def status_info_get(
         request: Request,
         fields: list[str] = Query(default_factory=list, description="field names, repeated or separated by commas"),
