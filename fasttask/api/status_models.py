@@ -1,4 +1,4 @@
-"""Response models of /status_info, for the OpenAPI document; a test checks real answers against them."""
+"""Response models of /status_info for the OpenAPI document; the tests validate real responses against them."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class DiskFigures(StrictModel):
 
 
 class SystemFigures(StrictModel):
-    """Host figures of the API node that answered, from psutil."""
+    """Host figures of the API node that handled the request, from psutil."""
 
     hostname: str
     cpu_count: Optional[int]
