@@ -64,6 +64,8 @@ def record_state_sync(client: redis.Redis, task_id: str, task_name: str, state: 
     client.register_script(RECORD_STATE_SCRIPT)(keys=keys, args=arguments)
 
 
+# NOTE: PENDING and STARTED are gauges. A message removed from a queue without running
+# (a purged queue) or a task whose worker died for good stays counted there.
 class TaskCounters:
     """Counts state changes from the API process and reads the figures for status_info."""
 

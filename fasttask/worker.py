@@ -126,7 +126,13 @@ def record_state(worker_redis: WorkerRedis, settings: Settings, task_id: Optiona
 
 
 def connect_counter_signals(app: Celery, settings: Settings, worker_redis: WorkerRedis) -> None:
-    """Count STARTED, SUCCESS, FAILURE and REVOKED for the tasks of this app."""
+    """Count STARTED, SUCCESS, FAILURE and REVOKED for the tasks of this app.
+
+    Celery sends task_success and task_failure after it stored the result. The task wrapper
+    has usually counted the outcome already, and the counting script ignores the repeat.
+    These handlers still count failures raised outside the wrapper, such as a hard time
+    limit or a worker process lost without re-queueing the task.
+    """
 
     def is_ours(sender: Any) -> bool:
         return getattr(sender, "app", None) is app
@@ -161,8 +167,15 @@ def register_task(app: Celery, spec: TaskSpec, settings: Settings, worker_redis:
             logger.info("task %s %s skipped: it was revoked before it started", spec.name, task_id)
             raise Ignore()
 
+        # Counted here, before Celery stores the result, so a client that sees the result
+        # also sees it in /status_info. The signal handlers count what never reaches this code.
         started = time.monotonic()
-        result = execute_task(spec, settings, params)
+        try:
+            result = execute_task(spec, settings, params)
+        except Exception:
+            record_state(worker_redis, settings, task_id, spec.name, TaskState.FAILURE.value)
+            raise
+        record_state(worker_redis, settings, task_id, spec.name, TaskState.SUCCESS.value)
         logger.info("task %s %s finished in %.3f s", spec.name, task_id, time.monotonic() - started)
         return result
 
