@@ -191,3 +191,30 @@ def test_worker_refuses_unknown_enabled_task(tmp_path: Path) -> None:
 
     assert completed.returncode == 2
     assert "'nope'" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MAX_UPLOAD_BYTES", "0"), ("FILE_EXPIRATION_SECONDS", "30"), ("FILE_CLEANUP_ENABLED", "maybe"),
+     ("FILE_CLEANUP_INTERVAL_SECONDS", "-1")],
+)
+def test_bad_file_settings_name_the_variable(environment: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    environment.setenv(variable, value)
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    assert variable in str(raised.value)
+    assert repr(value) in str(raised.value)
+
+
+def test_file_settings_from_environment(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("max_upload_bytes", "2048")
+    environment.setenv("FILE_EXPIRATION_SECONDS", "600")
+    environment.setenv("FILE_CLEANUP_ENABLED", "no")
+
+    settings = load_settings()
+
+    assert settings.max_upload_bytes == 2048
+    assert settings.file_expiration_s == 600
+    assert settings.file_cleanup_enabled is False
