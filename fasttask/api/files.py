@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import string
 from pathlib import Path
@@ -17,6 +18,8 @@ from fasttask.settings import Settings
 from fasttask.storage import FileAccessError, FileNameError, resolve_in_files_dir
 
 logger = logging.getLogger("fasttask.api.files")
+
+DISK_FULL_ERRORS = {errno.ENOSPC, errno.EDQUOT}
 
 # Characters kept as they are in the ASCII fallback `filename="..."` of Content-Disposition.
 ASCII_FILENAME_CHARACTERS = set(string.ascii_letters + string.digits + " !#$&+-.^_`{}~()[]@=,")
@@ -78,6 +81,13 @@ def _add_upload_route(router: APIRouter, settings: Settings) -> None:
             raise HTTPException(
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                 f"the file is larger than MAX_UPLOAD_BYTES ({settings.max_upload_bytes} bytes)",
+            ) from None
+        except OSError as exc:
+            if exc.errno not in DISK_FULL_ERRORS:
+                raise
+            logger.error("upload failed: the files folder %s is full: %s", settings.files_dir, exc)
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "no space left in the files folder; retry later or ask an operator",
             ) from None
         logger.info("stored upload %r", stored_name)
         return JSONResponse({"file_name": stored_name})
