@@ -19,3 +19,10 @@ DEFAULT_REDIS_PORT = 6379
 
 # How often a waiting request re-reads the result in case a completion message was missed.
 RESULT_FALLBACK_POLL_S = 1.0
+
+# Reserved request-body field of /create and /run that carries a concurrency limit; the API
+# passes it to the worker as a keyword argument of the same name, removed before Params.
+CONCURRENCY_PARAMS_FIELD = "fasttask_concurrency_params"
+
+# Sorted set of the task ids that hold a slot of one concurrency limit, scored by expiry.
+CONCURRENCY_KEY = KEY_PREFIX + "concurrency:{task_name}:{concurrency_key}"

@@ -8,11 +8,12 @@ import socket
 import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from kombu import Queue
 from pydantic import BaseModel, ValidationError
 
+from fasttask.concurrency import ConcurrencyLimiter, ConcurrencyParams, pop_concurrency_params
 from fasttask.registry import TaskSpec
 from fasttask.settings import Settings
 
@@ -93,16 +94,41 @@ def execute_task(spec: TaskSpec, settings: Settings, params: dict[str, Any]) -> 
     return _result_payload(spec, returned)
 
 
+def _execute_within_limit(
+    task: Task, spec: TaskSpec, settings: Settings, params: dict[str, Any],
+    limit: ConcurrencyParams, limiter: ConcurrencyLimiter,
+) -> dict[str, Any]:
+    task_id = task.request.id
+    if not limiter.acquire(spec.name, limit, task_id):
+        logger.info(
+            "task %s %s waits %g s: %d tasks with concurrency key %r are running",
+            spec.name, task_id, limit.countdown, limit.max_concurrency, limit.concurrency_key,
+        )
+        # Waiting for a slot is not a failure, so the retries are unlimited.
+        raise task.retry(countdown=limit.countdown, max_retries=None)
+
+    try:
+        return execute_task(spec, settings, params)
+    finally:
+        limiter.release(spec.name, limit, task_id)
+
+
 def register_task(app: Celery, spec: TaskSpec, settings: Settings) -> None:
-    def run(**params: Any) -> dict[str, Any]:
+    limiter = ConcurrencyLimiter(settings.result_backend)
+
+    def run(task: Task, **params: Any) -> dict[str, Any]:
         started = time.monotonic()
-        result = execute_task(spec, settings, params)
-        logger.info("task %s finished in %.3f s", spec.name, time.monotonic() - started)
+        limit = pop_concurrency_params(params)
+        if limit is None:
+            result = execute_task(spec, settings, params)
+        else:
+            result = _execute_within_limit(task, spec, settings, params, limit, limiter)
+        logger.info("task %s %s finished in %.3f s", spec.name, task.request.id, time.monotonic() - started)
         return result
 
     run.__name__ = spec.name
     run.__qualname__ = spec.name
-    app.task(name=spec.name, queue=spec.queue)(run)
+    app.task(name=spec.name, queue=spec.queue, bind=True)(run)
 
 
 def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: bool = True) -> Celery:
