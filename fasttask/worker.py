@@ -104,8 +104,9 @@ def _execute_within_limit(
             "task %s %s waits %g s: %d tasks with concurrency key %r are running",
             spec.name, task_id, limit.countdown, limit.max_concurrency, limit.concurrency_key,
         )
-        # Waiting for a slot is not a failure, so the retries are unlimited.
-        raise task.retry(countdown=limit.countdown, max_retries=None)
+        # Waiting for a slot is not a failure: the task is registered with max_retries=None,
+        # so it may wait any number of times.
+        raise task.retry(countdown=limit.countdown)
 
     try:
         return execute_task(spec, settings, params)
@@ -128,7 +129,7 @@ def register_task(app: Celery, spec: TaskSpec, settings: Settings) -> None:
 
     run.__name__ = spec.name
     run.__qualname__ = spec.name
-    app.task(name=spec.name, queue=spec.queue, bind=True)(run)
+    app.task(name=spec.name, queue=spec.queue, bind=True, max_retries=None)(run)
 
 
 def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: bool = True) -> Celery:
