@@ -67,6 +67,9 @@ def configure_app(app: Celery, settings: Settings, specs: dict[str, TaskSpec]) -
         # Publishing from the API must fail fast so the caller gets 503, not a hang.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1},
         worker_hijack_root_logger=False,
+        # Celery's redirection logs every write() of a print call as its own WARNING record,
+        # splitting one printed line into several; run_worker makes stdout line-buffered instead.
+        worker_redirect_stdouts=False,
         worker_send_task_events=False,
         enable_utc=True,
     )

@@ -84,6 +84,8 @@ def build_docs_router(app: FastAPI, settings: Settings) -> APIRouter:
                 swagger_js_url=_asset_url(request, "swagger-ui-bundle.js"),
                 swagger_css_url=_asset_url(request, "swagger-ui.css"),
                 swagger_favicon_url=_asset_url(request, "favicon.png"),
+                # Swagger UI's default validator is validator.swagger.io, outside the intranet.
+                swagger_ui_parameters={"validatorUrl": None},
             )
 
     if settings.api_redoc:
