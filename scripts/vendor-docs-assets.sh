@@ -23,5 +23,13 @@ cp swagger/package/NOTICE "$static_dir/swagger-ui-dist.NOTICE"
 cp redoc/package/bundles/redoc.standalone.js redoc/package/bundles/redoc.standalone.js.LICENSE.txt "$static_dir/"
 cp redoc/package/LICENSE "$static_dir/redoc.LICENSE"
 
+# ReDoc's sidebar loads its logo from cdn.redoc.ly; an empty data URL makes the image fail
+# to load, and ReDoc then hides it, so the page makes no request outside the service.
+sed -i 's#"https://cdn.redoc.ly/redoc/logo-mini.svg"#"data:,"#' "$static_dir/redoc.standalone.js"
+if grep -q "cdn.redoc.ly" "$static_dir/redoc.standalone.js"; then
+    echo "redoc.standalone.js still refers to cdn.redoc.ly; adapt the sed line above" >&2
+    exit 1
+fi
+
 echo "Copied swagger-ui-dist $swagger_version and redoc $redoc_version into $static_dir;"
 echo "update the versions named in fasttask/api/docs.py and fasttask/api/static/README.md."

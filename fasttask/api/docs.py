@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fasttask.settings import Settings
 
 # Copied from the npm packages swagger-ui-dist 5.35.0 (Apache-2.0) and redoc 2.5.4 (MIT) by
-# scripts/vendor-docs-assets.sh, so the docs load on networks without internet access.
+# scripts/vendor-docs-assets.sh, so the docs load on networks without internet access
+# (static/README.md lists the files and the one line changed in ReDoc).
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 ASSETS_PREFIX = "/docs-assets"
