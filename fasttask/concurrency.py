@@ -28,7 +28,7 @@ class ConcurrencyParams(BaseModel):
 # Runs atomically in Redis. KEYS[1] is a sorted set of slot holders (task ids) scored by the
 # millisecond time at which their slot expires; ARGV is task id, max_concurrency, expire in ms.
 # Redis' own clock is used so that workers on machines with skewed clocks agree.
-# A task id that already holds a slot (a redelivered task) gets it again with a new expiry.
+# A task id that already has a slot (a redelivered task) gets it again with a new expiry.
 ACQUIRE_SCRIPT = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -59,7 +59,7 @@ def slot_key(task_name: str, concurrency_key: str) -> str:
 
 
 class ConcurrencyLimiter:
-    """Acquires and releases slots in Redis; one connection pool per worker process."""
+    """Slots of concurrency limits in Redis, with one connection pool per worker process."""
 
     def __init__(self, redis_url: str) -> None:
         self._redis_url = redis_url
@@ -76,7 +76,7 @@ class ConcurrencyLimiter:
         return self._client
 
     def acquire(self, task_name: str, limit: ConcurrencyParams, task_id: str) -> bool:
-        """Take a slot for task_id; return False when max_concurrency tasks already hold one."""
+        """Take a slot for task_id. Return False when max_concurrency tasks already have one."""
         self._connection()
         expire_ms = int(limit.expire * 1000)
         key = slot_key(task_name, limit.concurrency_key)
@@ -84,11 +84,11 @@ class ConcurrencyLimiter:
         return bool(acquired)
 
     def release(self, task_name: str, limit: ConcurrencyParams, task_id: str) -> None:
-        """Free the slot of task_id; a failure is logged because the slot expires anyway."""
+        """Free the slot of task_id. A failure is only logged because the slot expires anyway."""
         try:
             self._connection().zrem(slot_key(task_name, limit.concurrency_key), task_id)
         except redis.RedisError as exc:
             logger.warning(
-                "releasing the concurrency slot of task %s %s failed (%s); it is freed after %g s",
+                "releasing the concurrency slot of task %s %s failed (%s), so it stays taken until it expires after %g s",
                 task_name, task_id, exc, limit.expire,
             )

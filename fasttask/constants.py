@@ -20,8 +20,9 @@ DEFAULT_REDIS_PORT = 6379
 # How often a waiting request re-reads the result in case a completion message was missed.
 RESULT_FALLBACK_POLL_S = 1.0
 
-# Reserved request-body field of /create and /run that carries a concurrency limit; the API
-# passes it to the worker as a keyword argument of the same name, removed before Params.
+# Reserved request-body field of /create and /run that carries a concurrency limit. The API
+# passes it to the worker as a keyword argument of the same name, which the worker removes
+# before it validates Params.
 CONCURRENCY_PARAMS_FIELD = "fasttask_concurrency_params"
 
 # Sorted set of the task ids that hold a slot of one concurrency limit, scored by expiry.

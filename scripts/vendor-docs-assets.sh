@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refresh the Swagger UI and ReDoc files in fasttask/api/static from the npm registry.
-# Run it by hand when upgrading; the service and the tests only read the copied files.
+# Run it by hand when upgrading, because the service and the tests only read the copied files.
 # Usage: scripts/vendor-docs-assets.sh [SWAGGER_UI_VERSION] [REDOC_VERSION]
 set -euo pipefail
 
@@ -23,8 +23,8 @@ cp swagger/package/NOTICE "$static_dir/swagger-ui-dist.NOTICE"
 cp redoc/package/bundles/redoc.standalone.js redoc/package/bundles/redoc.standalone.js.LICENSE.txt "$static_dir/"
 cp redoc/package/LICENSE "$static_dir/redoc.LICENSE"
 
-# ReDoc's sidebar loads its logo from cdn.redoc.ly; an empty data URL makes the image fail
-# to load, and ReDoc then hides it, so the page makes no request outside the service.
+# ReDoc's sidebar loads its logo from cdn.redoc.ly. With an empty data URL the image fails
+# to load and ReDoc hides it, so the page makes no request outside the service.
 sed -i 's#"https://cdn.redoc.ly/redoc/logo-mini.svg"#"data:,"#' "$static_dir/redoc.standalone.js"
 if grep -q "cdn.redoc.ly" "$static_dir/redoc.standalone.js"; then
     echo "redoc.standalone.js still refers to cdn.redoc.ly; adapt the sed line above" >&2

@@ -1,7 +1,7 @@
 """The PyPI client fasttask_manager, unmodified, against a live FastTask.
 
 The upload, download and revoke cases skip with a reason when this build does not serve
-those routes (they are absent from /openapi.json); they run as soon as the routes exist.
+those routes, which then are absent from /openapi.json. They run as soon as the routes exist.
 """
 
 from __future__ import annotations

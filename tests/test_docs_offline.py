@@ -1,7 +1,7 @@
 """/docs and /redoc load everything from the service itself, also behind a path prefix.
 
 The browser tests drive Debian's headless Chromium with Playwright and record every request
-the pages make; any request to another origin is aborted and fails the test.
+the pages make. A request to another origin is aborted and fails the test.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class RecordedTraffic:
 
 @pytest.fixture
 def browser_context(tmp_path: Path) -> Iterator[BrowserContext]:
-    """A fresh headless Chromium profile that answers Basic challenges with the test user."""
+    """A fresh headless Chromium profile that sends the test user's credentials on Basic challenges."""
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no Chromium found on PATH: install Debian's package with `apt-get install chromium`")
