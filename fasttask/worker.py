@@ -8,6 +8,7 @@ import socket
 import time
 from typing import Any
 
+import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from kombu import Queue
@@ -102,7 +103,15 @@ def _execute_within_limit(
     limit: ConcurrencyParams, limiter: ConcurrencyLimiter,
 ) -> dict[str, Any]:
     task_id = task.request.id
-    if not limiter.acquire(spec.name, limit, task_id):
+    try:
+        acquired = limiter.acquire(spec.name, limit, task_id)
+    except redis.RedisError as exc:
+        logger.warning(
+            "task %s %s waits %g s: taking a concurrency slot failed: %s", spec.name, task_id, limit.countdown, exc,
+        )
+        raise task.retry(countdown=limit.countdown) from None
+
+    if not acquired:
         logger.info(
             "task %s %s waits %g s: %d tasks with concurrency key %r are running",
             spec.name, task_id, limit.countdown, limit.max_concurrency, limit.concurrency_key,
