@@ -136,7 +136,7 @@ def test_run_route_respects_limit(two_workers: Service, redis_client: redis.Redi
 
 def test_slot_of_dead_holder_expires(two_workers: Service, redis_server: EmbeddedRedis, redis_client: redis.Redis) -> None:
     """A slot taken by a task whose worker died is freed after `expire` seconds."""
-    concurrency = limit(f"dead-{uuid.uuid4()}", 1, countdown=0.5, expire=3)
+    concurrency = limit(f"dead-{uuid.uuid4()}", 1, countdown=0.5, expire=5)
     limiter = ConcurrencyLimiter(f"redis://127.0.0.1:{redis_server.port}/{REDIS_DB}")
     # The holder that never releases its slot, as a worker killed mid-task would leave it.
     assert limiter.acquire(TASK, ConcurrencyParams(**concurrency), "task-of-a-dead-worker")
