@@ -90,6 +90,8 @@ def run_worker(settings: Settings) -> int:
         raise StartError("ENABLED_TASKS and DISABLED_TASKS leave this worker with no task to serve")
 
     app = create_celery_app(settings, specs)
+    # Task modules may print; each printed line reaches the worker's log as it is written.
+    sys.stdout.reconfigure(line_buffering=True)
     logger.info("worker serving %s through %s", sorted(specs), settings.broker_display)
     app.worker_main(worker_arguments(settings, [spec.queue for spec in specs.values()]))
     return 0

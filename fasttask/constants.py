@@ -52,3 +52,11 @@ INCOMING_DIR_NAME = "incoming"
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 MIN_FILE_EXPIRATION_S = 60
+
+# Reserved request-body field of /create and /run that carries a concurrency limit. The API
+# passes it to the worker as a keyword argument of the same name, which the worker removes
+# before it validates Params.
+CONCURRENCY_PARAMS_FIELD = "fasttask_concurrency_params"
+
+# Sorted set of the task ids that hold a slot of one concurrency limit, scored by expiry.
+CONCURRENCY_KEY = KEY_PREFIX + "concurrency:{task_name}:{concurrency_key}"

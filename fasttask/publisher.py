@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Optional
 
 import anyio
 from celery import Celery
 from redis.exceptions import RedisError
 
 from fasttask.counters import TaskCounters
+from fasttask.concurrency import ConcurrencyParams
+from fasttask.constants import CONCURRENCY_PARAMS_FIELD
 from fasttask.registry import TaskSpec
 from fasttask.results import ResultStore, TaskState
 
@@ -29,8 +31,11 @@ class TaskPublisher:
         self._counters = counters
         self._limiter = anyio.CapacityLimiter(MAX_PUBLISHING_THREADS)
 
-    async def publish(self, spec: TaskSpec, params: dict[str, Any]) -> str:
+    async def publish(self, spec: TaskSpec, params: dict[str, Any], limit: Optional[ConcurrencyParams] = None) -> str:
         task_id = str(uuid.uuid4())
+        if limit is not None:
+            # The worker removes this keyword before it validates the task's Params.
+            params = {**params, CONCURRENCY_PARAMS_FIELD: limit.model_dump(mode="json")}
         await self._store.record_issued(task_id, spec.name)
         await anyio.to_thread.run_sync(self._send, spec, task_id, params, limiter=self._limiter)
         try:

@@ -9,11 +9,12 @@ import time
 from typing import Any, Optional
 
 import redis
-from celery import Celery, current_task, signals
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery import Celery, Task, signals
+from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from kombu import Queue
 from pydantic import BaseModel, ValidationError
 
+from fasttask.concurrency import ConcurrencyLimiter, ConcurrencyParams, pop_concurrency_params
 from fasttask.counters import record_state_sync
 from fasttask.monitoring import build_heartbeat_step
 from fasttask.registry import TaskSpec
@@ -71,6 +72,9 @@ def configure_app(app: Celery, settings: Settings, specs: dict[str, TaskSpec]) -
         # Publishing from the API must fail fast so the caller gets 503, not a hang.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1},
         worker_hijack_root_logger=False,
+        # Celery's redirection logs every write() of a print call as its own WARNING record,
+        # splitting one printed line into several; run_worker makes stdout line-buffered instead.
+        worker_redirect_stdouts=False,
         worker_send_task_events=False,
         enable_utc=True,
     )
@@ -158,9 +162,39 @@ def connect_counter_signals(app: Celery, settings: Settings, worker_redis: Worke
             record_state(worker_redis, settings, request.id, sender.name, TaskState.REVOKED.value)
 
 
-def register_task(app: Celery, spec: TaskSpec, settings: Settings, worker_redis: WorkerRedis) -> None:
-    def run(**params: Any) -> dict[str, Any]:
-        task_id = current_task.request.id
+def _execute_within_limit(
+    task: Task, spec: TaskSpec, settings: Settings, params: dict[str, Any],
+    limit: ConcurrencyParams, limiter: ConcurrencyLimiter,
+) -> dict[str, Any]:
+    task_id = task.request.id
+    try:
+        acquired = limiter.acquire(spec.name, limit, task_id)
+    except redis.RedisError as exc:
+        logger.warning(
+            "task %s %s waits %g s: taking a concurrency slot failed: %s", spec.name, task_id, limit.countdown, exc,
+        )
+        raise task.retry(countdown=limit.countdown) from None
+
+    if not acquired:
+        logger.info(
+            "task %s %s waits %g s: %d tasks with concurrency key %r are running",
+            spec.name, task_id, limit.countdown, limit.max_concurrency, limit.concurrency_key,
+        )
+        # Waiting for a slot is not a failure: the task is registered with max_retries=None,
+        # so it may wait any number of times.
+        raise task.retry(countdown=limit.countdown)
+
+    try:
+        return execute_task(spec, settings, params)
+    finally:
+        limiter.release(spec.name, limit, task_id)
+
+
+def register_task(
+    app: Celery, spec: TaskSpec, settings: Settings, worker_redis: WorkerRedis, limiter: ConcurrencyLimiter,
+) -> None:
+    def run(task: Task, **params: Any) -> dict[str, Any]:
+        task_id = task.request.id
         if is_revoked(worker_redis.client, task_id):
             # /revoke already stored REVOKED; Ignore ends the task without storing another state.
             record_state(worker_redis, settings, task_id, spec.name, TaskState.REVOKED.value)
@@ -170,8 +204,15 @@ def register_task(app: Celery, spec: TaskSpec, settings: Settings, worker_redis:
         # Counted here, before Celery stores the result, so a client that sees the result
         # also sees it in /status_info. The signal handlers count what never reaches this code.
         started = time.monotonic()
+        limit = pop_concurrency_params(params)
         try:
-            result = execute_task(spec, settings, params)
+            if limit is None:
+                result = execute_task(spec, settings, params)
+            else:
+                result = _execute_within_limit(task, spec, settings, params, limit, limiter)
+        except Retry:
+            # Waiting for a concurrency slot: the task runs again later, so it has not failed.
+            raise
         except Exception:
             record_state(worker_redis, settings, task_id, spec.name, TaskState.FAILURE.value)
             raise
@@ -181,7 +222,7 @@ def register_task(app: Celery, spec: TaskSpec, settings: Settings, worker_redis:
 
     run.__name__ = spec.name
     run.__qualname__ = spec.name
-    app.task(name=spec.name, queue=spec.queue)(run)
+    app.task(name=spec.name, queue=spec.queue, bind=True, max_retries=None)(run)
 
 
 def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: bool = True) -> Celery:
@@ -190,8 +231,9 @@ def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: 
     configure_app(app, settings, specs)
     if register:
         worker_redis = WorkerRedis(settings.result_backend)
+        limiter = ConcurrencyLimiter(settings.result_backend)
         for spec in specs.values():
-            register_task(app, spec, settings, worker_redis)
+            register_task(app, spec, settings, worker_redis, limiter)
         connect_counter_signals(app, settings, worker_redis)
         app.steps["worker"].add(build_heartbeat_step(settings.result_backend, settings.worker_pool.value))
     return app

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
 from fasttask.api.strict_json import StrictJSONRoute
+from fasttask.concurrency import ConcurrencyParams
+from fasttask.constants import CONCURRENCY_PARAMS_FIELD
 from fasttask.registry import TaskSpec
 from fasttask.results import ResultStore, TaskState, TaskStatus
 from fasttask.settings import Settings
@@ -35,6 +37,27 @@ def task_response_model(spec: TaskSpec) -> type[BaseModel]:
     )
 
 
+def task_request_model(spec: TaskSpec) -> type[BaseModel]:
+    """Extend the task's Params with the optional concurrency limit that every task accepts."""
+    return create_model(
+        f"{spec.name}_request",
+        __base__=spec.params_model,
+        __doc__=spec.params_model.__doc__,
+        **{
+            CONCURRENCY_PARAMS_FIELD: (
+                Optional[ConcurrencyParams],
+                Field(None, description="run at most max_concurrency tasks with this key at once; the others wait"),
+            ),
+        },
+    )
+
+
+async def _publish(request: Request, spec: TaskSpec, body: BaseModel) -> str:
+    params = body.model_dump(mode="json", exclude={CONCURRENCY_PARAMS_FIELD})
+    limit = getattr(body, CONCURRENCY_PARAMS_FIELD)
+    return await request.app.state.publisher.publish(spec, params, limit)
+
+
 def _store(request: Request) -> ResultStore:
     return request.app.state.result_store
 
@@ -51,9 +74,11 @@ def _status_response(task_status: TaskStatus) -> JSONResponse:
     return JSONResponse(task_status.as_response())
 
 
-def _add_create_route(router: APIRouter, spec: TaskSpec, response_model: type[BaseModel]) -> None:
-    async def create(request: Request, params: spec.params_model = Body()) -> JSONResponse:
-        task_id = await request.app.state.publisher.publish(spec, params.model_dump(mode="json"))
+def _add_create_route(
+    router: APIRouter, spec: TaskSpec, request_model: type[BaseModel], response_model: type[BaseModel],
+) -> None:
+    async def create(request: Request, params: request_model = Body()) -> JSONResponse:
+        task_id = await _publish(request, spec, params)
         return _status_response(TaskStatus(task_id, TaskState.PENDING.value, "", "text"))
 
     create.__doc__ = f"Queue a {spec.name} task and return its id at once."
@@ -82,16 +107,19 @@ def _add_check_route(router: APIRouter, spec: TaskSpec, response_model: type[Bas
     )
 
 
-def _add_run_route(router: APIRouter, spec: TaskSpec, response_model: type[BaseModel], settings: Settings) -> None:
+def _add_run_route(
+    router: APIRouter, spec: TaskSpec, request_model: type[BaseModel], response_model: type[BaseModel],
+    settings: Settings,
+) -> None:
     async def run(
         request: Request,
-        params: spec.params_model = Body(),
+        params: request_model = Body(),
         timeout: Optional[float] = Query(
             None, gt=0, le=settings.max_wait,
             description=f"seconds to wait for the result before answering 202 (default {settings.run_timeout:g})",
         ),
     ) -> JSONResponse:
-        task_id = await request.app.state.publisher.publish(spec, params.model_dump(mode="json"))
+        task_id = await _publish(request, spec, params)
         task_status = await _store(request).wait_for_final(task_id, timeout or settings.run_timeout)
         if not task_status.is_final:
             return JSONResponse(task_status.as_response(), status_code=status.HTTP_202_ACCEPTED)
@@ -112,11 +140,12 @@ def build_task_router(specs: dict[str, TaskSpec], settings: Settings) -> APIRout
     """Create the enabled task routes for every task module."""
     router = APIRouter(route_class=StrictJSONRoute)
     for spec in specs.values():
+        request_model = task_request_model(spec)
         response_model = task_response_model(spec)
         if settings.api_create:
-            _add_create_route(router, spec, response_model)
+            _add_create_route(router, spec, request_model, response_model)
         if settings.api_check:
             _add_check_route(router, spec, response_model, settings)
         if settings.api_run:
-            _add_run_route(router, spec, response_model, settings)
+            _add_run_route(router, spec, request_model, response_model, settings)
     return router
