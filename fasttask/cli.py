@@ -12,10 +12,11 @@ from typing import Optional, Sequence
 
 from fasttask.api.auth import DEFAULT_USER, UsersFileError, create_users_file, read_users
 from fasttask.embedded import EmbeddedRedis, EmbeddedServerError
+from fasttask.healthcheck import run_healthcheck
 from fasttask.logs import configure_logging
 from fasttask.processes import current_environment, python_module_command, start_child, stop_child
 from fasttask.registry import TaskModuleError, load_tasks, select_tasks
-from fasttask.settings import NodeType, Settings, SettingsError, get_settings
+from fasttask.settings import NodeType, Settings, SettingsError, WorkerPool, get_settings
 from fasttask.worker import create_celery_app, default_node_name
 
 logger = logging.getLogger("fasttask.cli")
@@ -91,6 +92,12 @@ def run_worker(settings: Settings) -> int:
 
     app = create_celery_app(settings, specs)
     logger.info("worker serving %s through %s", sorted(specs), settings.broker_display)
+    if settings.worker_pool != WorkerPool.PREFORK:
+        # Celery 5.x enforces time limits only in the prefork pool (celery/concurrency/thread.py and solo.py ignore them).
+        logger.warning(
+            "WORKER_POOL=%s does not enforce SOFT_TIME_LIMIT or TIME_LIMIT; only the prefork pool does",
+            settings.worker_pool.value,
+        )
     app.worker_main(worker_arguments(settings, [spec.queue for spec in specs.values()]))
     return 0
 
@@ -152,7 +159,7 @@ def run_serve(settings: Settings) -> int:
             embedded.stop()
 
 
-COMMANDS = {"serve": run_serve, "api": run_api, "worker": run_worker}
+COMMANDS = {"serve": run_serve, "api": run_api, "worker": run_worker, "healthcheck": run_healthcheck}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="start the processes that NODE_TYPE selects (default: API, worker and embedded Redis)")
     commands.add_parser("api", help="start only the HTTP API")
     commands.add_parser("worker", help="start only a Celery worker")
+    commands.add_parser("healthcheck", help="exit 0 when the API or worker that NODE_TYPE runs here answers, else 1")
     return parser
 
 

@@ -50,7 +50,8 @@ NameList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """FastTask configuration; every field is read from the environment variable of the same name."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # An empty variable means "use the default", so a compose file can pass ${VAR:-} through.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
     # Broker and result backend.
     master_host: Optional[str] = Field(None, description="Redis host; unset means embedded Redis in single-node mode")
@@ -132,6 +133,11 @@ class Settings(BaseSettings):
             raise ValueError(f"RUN_TIMEOUT ({self.run_timeout:g}) must not exceed MAX_WAIT ({self.max_wait:g})")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("SSL_CERTFILE and SSL_KEYFILE must be set together")
+        if self.node_type != NodeType.SINGLE_NODE and not self.has_external_broker:
+            raise ValueError(
+                f"NODE_TYPE={self.node_type.value} needs the shared broker: set MASTER_HOST "
+                "(with TASK_QUEUE_PORT and TASK_QUEUE_PASSWD) or BROKER_URL"
+            )
         return self
 
     @property
