@@ -64,7 +64,8 @@ def check_worker(settings: Settings, timeout_s: float) -> Optional[str]:
 
     local = [name for reply in replies for name in reply if is_local_node(name, settings)]
     if not local:
-        return f"no worker on {socket.gethostname()} answered a ping within {timeout_s:g} s"
+        expected = settings.worker_name or f"any worker on host {socket.gethostname()}"
+        return f"{expected} did not answer a ping within {timeout_s:g} s"
     return None
 
 
