@@ -180,4 +180,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return COMMANDS[arguments.command](settings)
     except (SettingsError, TaskModuleError, StartError, EmbeddedServerError) as exc:
         print(f"fasttask: cannot start: {exc}", file=sys.stderr)
-        return 2
+        # Docker reserves exit code 2 of a HEALTHCHECK command, and reads any failure as 1.
+        return 1 if arguments.command == "healthcheck" else 2

@@ -13,6 +13,7 @@ from typing import Iterator
 import httpx
 import psutil
 import pytest
+import redis
 import trustme
 
 from fasttask.cli import worker_arguments
@@ -225,3 +226,34 @@ def wait_for_https(url: str, trusted: ssl.SSLContext, process: ManagedProcess, t
         except httpx.TransportError:
             time.sleep(0.2)
     pytest.fail(f"{url} did not answer within {timeout_s} s:\n{process.log_text()}")
+
+
+def test_time_limit_kills_task_and_worker_continues(tmp_path: Path, own_redis: EmbeddedRedis) -> None:
+    service = build_service(tmp_path, own_redis.port, SOFT_TIME_LIMIT="1", TIME_LIMIT="2", VISIBILITY_TIMEOUT="20")
+    try:
+        service.start_worker(WORKER_CONCURRENCY="1")
+        service.start_api()
+
+        killed = run_task(service, "ignore_soft_limit", {"seconds": 8})
+        after = run_task(service, "noop", {})
+    finally:
+        service.stop()
+
+    assert killed["state"] == "FAILURE"
+    assert "TIME_LIMIT of 2 s" in killed["result"]
+    assert after["state"] == "SUCCESS"
+
+
+def test_result_expires_sets_result_ttl(node: Service, own_redis: EmbeddedRedis) -> None:
+    node.env["RESULT_EXPIRES"] = "120"
+    node.start_worker(WORKER_CONCURRENCY="1")
+    node.start_api()
+
+    body = run_task(node, "noop", {})
+    client = redis.Redis(host="127.0.0.1", port=own_redis.port)
+    try:
+        ttl = client.ttl(f"celery-task-meta-{body['id']}")
+    finally:
+        client.close()
+
+    assert 0 < ttl <= 120
