@@ -279,3 +279,16 @@ def test_dockerfile_passes_hadolint() -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hadolint ignore" not in (PROJECT_ROOT / "Dockerfile").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_grace_period_exceeds_serve_stop_timeout(name: str) -> None:
+    import inspect
+
+    from fasttask.processes import stop_child
+
+    serve_timeout_s = inspect.signature(stop_child).parameters["timeout_s"].default
+
+    for service in fasttask_services(load_compose(name)).values():
+        assert service["stop_grace_period"].endswith("s")
+        assert float(service["stop_grace_period"][:-1]) > serve_timeout_s
