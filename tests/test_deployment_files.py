@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.metadata
+import inspect
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from fasttask.cli import build_parser
+from fasttask.processes import stop_child
 from fasttask.settings import Settings
 from tests.conftest import PROJECT_ROOT
 
@@ -283,10 +285,6 @@ def test_dockerfile_passes_hadolint() -> None:
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_compose_grace_period_exceeds_serve_stop_timeout(name: str) -> None:
-    import inspect
-
-    from fasttask.processes import stop_child
-
     serve_timeout_s = inspect.signature(stop_child).parameters["timeout_s"].default
 
     for service in fasttask_services(load_compose(name)).values():
