@@ -1,4 +1,4 @@
-"""Command line: `python -m fasttask serve | api | worker`."""
+"""Command line: `python -m fasttask serve | api | worker | healthcheck`."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="start the processes that NODE_TYPE selects (default: API, worker and embedded Redis)")
     commands.add_parser("api", help="start only the HTTP API")
     commands.add_parser("worker", help="start only a Celery worker")
-    commands.add_parser("healthcheck", help="exit 0 when the API or worker that NODE_TYPE runs here answers, else 1")
+    commands.add_parser("healthcheck", help="exit 0 when the API or worker that NODE_TYPE runs here responds, else 1")
     return parser
 
 

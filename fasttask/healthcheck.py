@@ -1,4 +1,4 @@
-"""`python -m fasttask healthcheck`: check that this node's API or worker answers, for Docker's HEALTHCHECK."""
+"""`python -m fasttask healthcheck`: check that this node's API or worker responds, for Docker's HEALTHCHECK."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def health_url(settings: Settings) -> str:
 
 
 def check_api(settings: Settings, timeout_s: float) -> Optional[str]:
-    """Return None when GET /health answers 200, else the reason."""
+    """Return None when GET /health returns 200, else the reason."""
     url = health_url(settings)
 
     # The probe talks to this machine's own API, whose certificate may be issued for another name.
@@ -39,10 +39,10 @@ def check_api(settings: Settings, timeout_s: float) -> Optional[str]:
         with urllib.request.urlopen(url, timeout=timeout_s, context=context) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
-        return f"{url} answered {exc.code}"
+        return f"{url} returned {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         return f"{url} failed: {exc}"
-    return None if status == 200 else f"{url} answered {status}"
+    return None if status == 200 else f"{url} returned {status}"
 
 
 def is_local_node(node_name: str, settings: Settings) -> bool:
@@ -53,7 +53,7 @@ def is_local_node(node_name: str, settings: Settings) -> bool:
 
 
 def check_worker(settings: Settings, timeout_s: float) -> Optional[str]:
-    """Return None when a worker on this host answers a Celery ping through the broker, else the reason."""
+    """Return None when a worker on this host replies to a Celery ping through the broker, else the reason."""
     app = create_celery_app(settings, {}, register=False)
     try:
         replies = app.control.ping(timeout=timeout_s)

@@ -284,7 +284,7 @@ def test_dockerfile_passes_hadolint() -> None:
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
-def test_compose_grace_period_exceeds_serve_stop_timeout(name: str) -> None:
+def test_compose_grace_period_exceeds_serve_timeout(name: str) -> None:
     serve_timeout_s = inspect.signature(stop_child).parameters["timeout_s"].default
 
     for service in fasttask_services(load_compose(name)).values():

@@ -140,7 +140,7 @@ def test_untrusted_certificate_fails_health(tmp_path: Path, tls_redis) -> None:
     assert health.status_code == 503
 
 
-def test_tls_url_without_verification_mode_stops_start(tmp_path: Path, tls_redis) -> None:
+def test_tls_url_without_cert_reqs_stops_start(tmp_path: Path, tls_redis) -> None:
     server, proxy = tls_redis
     service = managed_service(tmp_path, managed_url(proxy, "ssl_ca_certs=/tmp/ca.pem"))
 

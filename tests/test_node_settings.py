@@ -63,7 +63,7 @@ def wait_for_children(worker: ManagedProcess, count: int, timeout_s: float = 30.
     pytest.fail(f"worker has {len(pool_children(worker))} pool processes, expected {count}:\n{worker.log_text()}")
 
 
-def test_soft_time_limit_fails_task_and_worker_continues(tmp_path: Path, own_redis: EmbeddedRedis) -> None:
+def test_soft_time_limit_fails_task(tmp_path: Path, own_redis: EmbeddedRedis) -> None:
     service = build_service(tmp_path, own_redis.port, SOFT_TIME_LIMIT="1", TIME_LIMIT="10", VISIBILITY_TIMEOUT="20")
     try:
         worker = service.start_worker(WORKER_CONCURRENCY="1")
@@ -95,7 +95,7 @@ def test_task_within_soft_time_limit_succeeds(tmp_path: Path, own_redis: Embedde
     assert body["result"] == {"slept": 0.5}
 
 
-def test_limits_out_of_order_stop_worker_start(node: Service) -> None:
+def test_unordered_limits_stop_worker(node: Service) -> None:
     env = {**node.env, "SOFT_TIME_LIMIT": "100", "TIME_LIMIT": "200", "VISIBILITY_TIMEOUT": "150"}
 
     result = subprocess.run([sys.executable, "-m", "fasttask", "worker"], env=env, cwd=PROJECT_ROOT,
@@ -105,7 +105,7 @@ def test_limits_out_of_order_stop_worker_start(node: Service) -> None:
     assert "TIME_LIMIT (200) must be less than VISIBILITY_TIMEOUT (150)" in result.stderr
 
 
-def test_threads_pool_runs_tasks_in_worker_process(node: Service) -> None:
+def test_threads_pool_runs_in_worker_process(node: Service) -> None:
     worker = node.start_worker(WORKER_POOL="threads", WORKER_CONCURRENCY="4")
     node.start_api()
 
@@ -228,7 +228,7 @@ def wait_for_https(url: str, trusted: ssl.SSLContext, process: ManagedProcess, t
     pytest.fail(f"{url} did not answer within {timeout_s} s:\n{process.log_text()}")
 
 
-def test_time_limit_kills_task_and_worker_continues(tmp_path: Path, own_redis: EmbeddedRedis) -> None:
+def test_time_limit_kills_task(tmp_path: Path, own_redis: EmbeddedRedis) -> None:
     service = build_service(tmp_path, own_redis.port, SOFT_TIME_LIMIT="1", TIME_LIMIT="2", VISIBILITY_TIMEOUT="20")
     try:
         service.start_worker(WORKER_CONCURRENCY="1")

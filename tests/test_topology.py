@@ -64,7 +64,7 @@ def start_worker_node(service: Service, settings: dict[str, str]) -> ManagedProc
 
 
 def run_task(client: httpx.Client, task: str, timeout_s: float = 60.0) -> dict:
-    """Run a task through the API node until a worker answers; fail with the response otherwise."""
+    """Run a task through the API node and return its result; fail unless it succeeded."""
     response = client.post(f"/run/{task}", json={}, params={"timeout": timeout_s})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -98,7 +98,7 @@ def wait_for_state(client: httpx.Client, task: str, task_id: str, state: str, ti
     pytest.fail(f"{task} {task_id} did not reach {state} within {timeout_s} s: {body}")
 
 
-def test_tasks_run_only_on_workers_that_serve_them(cluster: Service, cluster_redis: EmbeddedRedis) -> None:
+def test_task_runs_only_on_serving_worker(cluster: Service, cluster_redis: EmbeddedRedis) -> None:
     api = start_api_node(cluster)
     worker_a = start_worker_node(cluster, WORKER_A)
     worker_b = start_worker_node(cluster, WORKER_B)
@@ -119,7 +119,7 @@ def test_tasks_run_only_on_workers_that_serve_them(cluster: Service, cluster_red
     assert "task get_circle_area finished" not in worker_a.log_text()
 
 
-def test_queue_waits_for_worker_and_survives_worker_stop(cluster: Service, cluster_redis: EmbeddedRedis) -> None:
+def test_queue_waits_then_fails_over(cluster: Service, cluster_redis: EmbeddedRedis) -> None:
     api = start_api_node(cluster)
     worker_a = start_worker_node(cluster, WORKER_A)
     worker_b = start_worker_node(cluster, WORKER_B)
