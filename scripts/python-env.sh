@@ -29,6 +29,10 @@ fasttask_python() {
             .venv/bin/python -m pip install --disable-pip-version-check -q --no-deps -r "$nodeps" >&2
         fi
         touch "$marker"
+        # requirements-test.txt includes requirements.txt, so run.sh (started by the tests) need not reinstall it.
+        if grep -q '^-r requirements.txt' "$requirements"; then
+            touch .venv/.installed-requirements.txt
+        fi
     fi
     echo "$project_root/.venv/bin/python"
 }
