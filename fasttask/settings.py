@@ -189,7 +189,7 @@ def has_tls_verification_mode(url: str) -> bool:
     """Tell whether a URL is not rediss://, or names ssl_cert_reqs.
 
     Without ssl_cert_reqs, kombu 5.x connects to a rediss:// broker without checking the
-    server's certificate, and Celery's Redis result backend refuses the URL.
+    server's certificate, and Celery's Redis result backend rejects the URL.
     """
     parts = urlsplit(url)
     return parts.scheme != "rediss" or "ssl_cert_reqs" in parse_qs(parts.query)

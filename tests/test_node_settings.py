@@ -257,3 +257,23 @@ def test_result_expires_sets_result_ttl(node: Service, own_redis: EmbeddedRedis)
         client.close()
 
     assert 0 < ttl <= 120
+
+
+def test_healthcheck_fails_without_api(node: Service) -> None:
+    env = {**node.env, "NODE_TYPE": "distributed_master", "PORT": str(free_port())}
+
+    result = subprocess.run([sys.executable, "-m", "fasttask", "healthcheck"], env=env, cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "/health failed" in result.stderr
+
+
+def test_healthcheck_invalid_settings_exit_one(tmp_path: Path) -> None:
+    env = clean_environment(NODE_TYPE="distributed_worker", FILES_DIR=str(tmp_path / "files"))
+
+    result = subprocess.run([sys.executable, "-m", "fasttask", "healthcheck"], env=env, cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "needs the shared broker" in result.stderr
