@@ -20,7 +20,7 @@ import yaml
 
 from fasttask.cli import build_parser
 from fasttask.processes import stop_child
-from fasttask.settings import Settings
+from fasttask.settings import Settings, load_settings
 from tests.conftest import PROJECT_ROOT
 
 COMPOSE_FILES = ["docker-compose.yml", "docker-compose.single.yml"]
@@ -128,9 +128,49 @@ def interpolations(name: str) -> list[re.Match]:
     return list(INTERPOLATION.finditer((PROJECT_ROOT / name).read_text(encoding="utf-8")))
 
 
-def env_example_variables() -> set[str]:
+def env_example_values() -> dict[str, str]:
     lines = (PROJECT_ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
-    return {line.partition("=")[0].strip() for line in lines if "=" in line and not line.lstrip().startswith("#")}
+    pairs = [line.partition("=") for line in lines if "=" in line and not line.lstrip().startswith("#")]
+    return {name.strip(): value.strip() for name, _, value in pairs}
+
+
+def env_example_variables() -> set[str]:
+    return set(env_example_values())
+
+
+class MissingVariableError(Exception):
+    """A ${NAME:?message} or ${NAME?message} variable is not set."""
+
+
+def interpolate(text: str, variables: dict[str, str]) -> str:
+    """Substitute variables as the Compose specification describes; $$ stays a literal dollar."""
+
+    def substitute(match: re.Match) -> str:
+        name, operator, argument = match["name"], match["operator"], match["argument"]
+        value = variables.get(name)
+        is_unset = value is None or (operator is not None and operator.startswith(":") and value == "")
+        if operator in (":?", "?") and is_unset:
+            raise MissingVariableError(f"{name}: {argument}")
+        if operator in (":-", "-") and is_unset:
+            return argument
+        return value or ""
+
+    return INTERPOLATION.sub(substitute, text).replace("$$", "$")
+
+
+def interpolate_values(node: object, variables: dict[str, str]) -> object:
+    """Interpolate every string in the parsed file: Compose substitutes after parsing the YAML."""
+    if isinstance(node, dict):
+        return {key: interpolate_values(value, variables) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolate_values(item, variables) for item in node]
+    if isinstance(node, str):
+        return interpolate(node, variables)
+    return node
+
+
+def interpolated_compose(name: str, variables: dict[str, str]) -> dict:
+    return interpolate_values(load_compose(name), variables)
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
@@ -290,3 +330,29 @@ def test_compose_grace_period_exceeds_serve_timeout(name: str) -> None:
     for service in fasttask_services(load_compose(name)).values():
         assert service["stop_grace_period"].endswith("s")
         assert float(service["stop_grace_period"][:-1]) > serve_timeout_s
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_interpolated_environment_is_valid_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    variables = {**env_example_values(), "TASK_QUEUE_PASSWD": "p@ss word"}
+    compose = interpolated_compose(name, variables)
+    schema = load_compose_schema()
+
+    assert list(jsonschema.Draft201909Validator(schema).iter_errors(compose)) == []
+    for service in fasttask_services(compose).values():
+        for variable in list(os.environ):
+            if variable.upper() in {field.upper() for field in Settings.model_fields}:
+                monkeypatch.delenv(variable)
+        for variable, value in service["environment"].items():
+            monkeypatch.setenv(variable, str(value))
+        settings = load_settings()
+        assert settings.port == 8005
+        if "MASTER_HOST" in service["environment"]:
+            assert settings.broker == "redis://:p%40ss%20word@redis:6379/0"
+
+
+def test_compose_without_password_fails() -> None:
+    variables = {**env_example_values(), "TASK_QUEUE_PASSWD": ""}
+
+    with pytest.raises(MissingVariableError, match="TASK_QUEUE_PASSWD: set TASK_QUEUE_PASSWD in .env"):
+        interpolated_compose("docker-compose.yml", variables)
