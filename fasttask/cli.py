@@ -1,4 +1,4 @@
-"""Command line: `python -m fasttask serve | api | worker`."""
+"""Command line: `python -m fasttask serve | api | worker | healthcheck`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Optional, Sequence
 
 from fasttask.api.auth import DEFAULT_USER, UsersFileError, create_users_file, read_users
 from fasttask.embedded import EmbeddedRedis, EmbeddedServerError
+from fasttask.healthcheck import run_healthcheck
 from fasttask.logs import configure_logging
 from fasttask.processes import current_environment, python_module_command, start_child, stop_child
 from fasttask.registry import TaskModuleError, load_tasks, select_tasks
-from fasttask.settings import NodeType, Settings, SettingsError, get_settings
+from fasttask.settings import NodeType, Settings, SettingsError, WorkerPool, get_settings
 from fasttask.worker import create_celery_app, default_node_name
 
 logger = logging.getLogger("fasttask.cli")
@@ -93,6 +94,12 @@ def run_worker(settings: Settings) -> int:
     # Task modules may print; each printed line reaches the worker's log as it is written.
     sys.stdout.reconfigure(line_buffering=True)
     logger.info("worker serving %s through %s", sorted(specs), settings.broker_display)
+    if settings.worker_pool != WorkerPool.PREFORK:
+        # Celery 5.x enforces time limits only in the prefork pool (celery/concurrency/thread.py and solo.py ignore them).
+        logger.warning(
+            "WORKER_POOL=%s does not enforce SOFT_TIME_LIMIT or TIME_LIMIT; only the prefork pool does",
+            settings.worker_pool.value,
+        )
     app.worker_main(worker_arguments(settings, [spec.queue for spec in specs.values()]))
     return 0
 
@@ -154,7 +161,7 @@ def run_serve(settings: Settings) -> int:
             embedded.stop()
 
 
-COMMANDS = {"serve": run_serve, "api": run_api, "worker": run_worker}
+COMMANDS = {"serve": run_serve, "api": run_api, "worker": run_worker, "healthcheck": run_healthcheck}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="start the processes that NODE_TYPE selects (default: API, worker and embedded Redis)")
     commands.add_parser("api", help="start only the HTTP API")
     commands.add_parser("worker", help="start only a Celery worker")
+    commands.add_parser("healthcheck", help="exit 0 when the API or worker that NODE_TYPE runs here responds, else 1")
     return parser
 
 
@@ -174,4 +182,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return COMMANDS[arguments.command](settings)
     except (SettingsError, TaskModuleError, StartError, EmbeddedServerError) as exc:
         print(f"fasttask: cannot start: {exc}", file=sys.stderr)
-        return 2
+        # Docker reserves exit code 2 of a HEALTHCHECK command, and reads any failure as 1.
+        return 1 if arguments.command == "healthcheck" else 2

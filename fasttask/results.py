@@ -52,6 +52,9 @@ def describe_failure(result: Any) -> str:
     message = result.get("exc_message", "")
     if isinstance(message, (list, tuple)):
         message = ", ".join(str(part) for part in message)
+    if result["exc_type"] == "TimeLimitExceeded":
+        # Celery stores the hard limit, in seconds, as the only argument when it kills the process.
+        return f"TimeLimitExceeded: the task ran past TIME_LIMIT of {message} s and its process was killed"
     return f"{result['exc_type']}: {message}" if message else str(result["exc_type"])
 
 

@@ -7,7 +7,7 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Optional
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,7 +56,8 @@ NameList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """FastTask configuration; every field is read from the environment variable of the same name."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # An empty variable means "use the default", so a compose file can pass ${VAR:-} through.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
     # Broker and result backend.
     master_host: Optional[str] = Field(None, description="Redis host; unset means embedded Redis in single-node mode")
@@ -147,6 +148,17 @@ class Settings(BaseSettings):
             raise ValueError(f"RUN_TIMEOUT ({self.run_timeout:g}) must not exceed MAX_WAIT ({self.max_wait:g})")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("SSL_CERTFILE and SSL_KEYFILE must be set together")
+        for variable, url in (("BROKER_URL", self.broker_url), ("RESULT_BACKEND_URL", self.result_backend_url)):
+            if url is not None and not has_tls_verification_mode(url.get_secret_value()):
+                raise ValueError(
+                    f"{variable} uses rediss:// without ssl_cert_reqs: add ?ssl_cert_reqs=required "
+                    "(and &ssl_ca_certs=/path/to/ca.pem for a private certificate authority)"
+                )
+        if self.node_type != NodeType.SINGLE_NODE and not self.has_external_broker:
+            raise ValueError(
+                f"NODE_TYPE={self.node_type.value} needs the shared broker: set MASTER_HOST "
+                "(with TASK_QUEUE_PORT and TASK_QUEUE_PASSWD) or BROKER_URL"
+            )
         return self
 
     @property
@@ -193,6 +205,16 @@ class Settings(BaseSettings):
         if self.task_queue_passwd is not None and self.task_queue_passwd.get_secret_value():
             credentials = ":" + quote(self.task_queue_passwd.get_secret_value(), safe="") + "@"
         return f"redis://{credentials}{host}:{self.task_queue_port}/{self.task_queue_db}"
+
+
+def has_tls_verification_mode(url: str) -> bool:
+    """Tell whether a URL is not rediss://, or names ssl_cert_reqs.
+
+    Without ssl_cert_reqs, kombu 5.x connects to a rediss:// broker without checking the
+    server's certificate, and Celery's Redis result backend rejects the URL.
+    """
+    parts = urlsplit(url)
+    return parts.scheme != "rediss" or "ssl_cert_reqs" in parse_qs(parts.query)
 
 
 def mask_url_password(url: str) -> str:

@@ -86,11 +86,11 @@ def test_password_special_characters_are_encoded(environment: pytest.MonkeyPatch
 
 
 def test_full_broker_url_replaces_redis_variables(environment: pytest.MonkeyPatch) -> None:
-    environment.setenv("BROKER_URL", "rediss://:secret@cache.example:6380/2")
+    environment.setenv("BROKER_URL", "rediss://:secret@cache.example:6380/2?ssl_cert_reqs=required")
 
     settings = load_settings()
 
-    assert settings.broker == "rediss://:secret@cache.example:6380/2"
+    assert settings.broker == "rediss://:secret@cache.example:6380/2?ssl_cert_reqs=required"
     assert settings.result_backend == settings.broker
     assert "secret" not in settings.broker_display
 
