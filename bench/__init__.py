@@ -1,0 +1,1 @@
+"""Benchmark FastTask against bare Celery on one machine: `python -m bench`."""
