@@ -69,7 +69,7 @@ def measure_all(env: BenchEnvironment, sizes: Sizes, concurrency: int) -> list[F
         ("queue throughput", lambda: measure_queue_throughput(env, bare_app, sizes.queue_tasks, concurrency)),
         ("run round trip", lambda: measure_run_round_trip(env, bare_app, sizes.run_calls)),
         ("check latency", lambda: [measure_check_latency(env, sizes.check_calls)]),
-        ("many waiting callers", lambda: measure_waiting_callers(env, sizes.waiting_callers)),
+        ("many waiting callers", lambda: measure_waiting_callers(env, bare_app, sizes.waiting_callers)),
         ("status_info", lambda: measure_status_info(env, list(sizes.status_sizes), sizes.status_calls)),
         ("upload / download", lambda: measure_file_transfer(env, sizes.file_bytes)),
     ]

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote
 
+from celery import Celery
+
 from bench.clients import percentile, run_in_threads
 from bench.environment import FASTTASK_DB, BenchEnvironment
 from bench.records import Figure
@@ -99,8 +101,24 @@ def run_sleep_task(env: BenchEnvironment, seconds: float) -> float:
     return elapsed_s
 
 
-def measure_waiting_callers(env: BenchEnvironment, callers: int) -> list[Figure]:
-    """`callers` concurrent /run of a 1 s task on a worker with as many thread slots."""
+def measure_bare_waiting_callers(env: BenchEnvironment, bare_app: Celery, callers: int) -> tuple[float, float]:
+    """Return one bare apply_async().get() of the 1 s task, and the slowest of `callers` concurrent ones."""
+    env.start_bare_worker("bare-worker-sleep", "threads", callers, SLEEP_TASK)
+    sleep_task = bare_app.tasks[SLEEP_TASK]
+    sleep_task.apply_async(kwargs={"seconds": 0}).get(timeout=120)
+
+    def run_once(seconds: float) -> float:
+        started = time.perf_counter()
+        sleep_task.apply_async(kwargs={"seconds": seconds}).get(timeout=120)
+        return time.perf_counter() - started
+
+    single_s = sorted(run_once(SLEEP_S) for _ in range(3))[1]
+    burst = run_in_threads(callers, callers, lambda: lambda number: run_once(SLEEP_S) and None)
+    return single_s, max(burst.durations_s)
+
+
+def measure_waiting_callers(env: BenchEnvironment, bare_app: Celery, callers: int) -> list[Figure]:
+    """`callers` concurrent /run of a 1 s task on a worker with as many thread slots, and the same on bare Celery."""
     env.start_fasttask_worker("fasttask-worker-sleep", ENABLED_TASKS=SLEEP_TASK, WORKER_POOL="threads",
                               WORKER_CONCURRENCY=str(callers))
     run_sleep_task(env, 0)
@@ -127,12 +145,20 @@ def measure_waiting_callers(env: BenchEnvironment, callers: int) -> list[Figure]
     slowest_s = max(burst.durations_s)
     check_p95_ms = percentile(checks.durations_s, 0.95) * 1000
     thread_growth = thread_sampler.maximum - threads_before
+    bare_single_s, bare_slowest_s = measure_bare_waiting_callers(env, bare_app, callers)
     return [
         Figure(
             f"{callers} waiting /run callers, slowest answer", "s", slowest_s, single_s, "one /run alone",
             slowest_s / single_s, "≤ 2 × one call", slowest_s <= 2 * single_s, target_ratio=2.0, higher_is_better=False,
             note=f"task sleeps {SLEEP_S:g} s; worker pool threads × {callers}; all {callers} answered 200 SUCCESS; "
             f"wall time {burst.wall_s:.2f} s",
+        ),
+        Figure(
+            f"{callers} waiting callers, slowest, vs. bare", "s", slowest_s, bare_slowest_s,
+            f"{callers} threads of apply_async().get()", slowest_s / bare_slowest_s, "reported", None,
+            higher_is_better=False,
+            note=f"bare Celery's own slowest / one call: {bare_slowest_s:.2f} s / {bare_single_s:.2f} s "
+            f"= {bare_slowest_s / bare_single_s:.2f}",
         ),
         Figure(
             f"API threads during {callers} waiting callers", "threads", thread_sampler.maximum, threads_before,

@@ -91,6 +91,8 @@ class CompletionListener:
         self._waiter_counts: dict[str, int] = {}
         self._reader: Optional[asyncio.Task] = None
         self._lock = asyncio.Lock()
+        # Set by each subscribe, so the reader sleeps while there is nothing to read, not on a timer.
+        self._channel_added = asyncio.Event()
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -115,6 +117,7 @@ class CompletionListener:
             try:
                 await self._ensure_pubsub()
                 await self._pubsub.subscribe(channel)
+                self._channel_added.set()
             except RedisError:
                 # Waiting still works through the fallback poll.
                 logger.warning("subscribing to %s failed; waiting by polling", channel)
@@ -143,7 +146,8 @@ class CompletionListener:
         while True:
             try:
                 if not self._pubsub.subscribed:
-                    await asyncio.sleep(0.1)
+                    self._channel_added.clear()
+                    await self._channel_added.wait()
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
@@ -174,13 +178,23 @@ class ResultStore:
     async def close(self) -> None:
         await self.listener.close()
 
-    async def record_issued(self, task_id: str, task_name: str) -> None:
+    @property
+    def issued_expires_s(self) -> int:
         # Kept a little longer than the result so a finished task is never reported unknown.
-        await self._client.set(ISSUED_TASK_KEY.format(task_id=task_id), task_name, ex=self._result_expires_s + 3600)
+        return self._result_expires_s + 3600
+
+    async def record_issued(self, task_id: str, task_name: str) -> None:
+        await self._client.set(ISSUED_TASK_KEY.format(task_id=task_id), task_name, ex=self.issued_expires_s)
 
     async def issued_task_name(self, task_id: str) -> Optional[str]:
         value = await self._client.get(ISSUED_TASK_KEY.format(task_id=task_id))
         return value.decode() if value is not None else None
+
+    async def lookup(self, task_id: str) -> tuple[Optional[str], TaskStatus]:
+        """Return the task name the id was issued for (None if never) and its status, in one round trip."""
+        issued_name, raw_meta = await self._client.mget(ISSUED_TASK_KEY.format(task_id=task_id), RESULT_KEY.format(task_id=task_id))
+        task_name = issued_name.decode() if issued_name is not None else None
+        return task_name, status_from_meta(task_id, raw_meta)
 
     async def get_status(self, task_id: str) -> TaskStatus:
         raw_meta = await self._client.get(RESULT_KEY.format(task_id=task_id))

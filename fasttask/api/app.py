@@ -22,7 +22,7 @@ from fasttask.api.tasks import build_task_router
 from fasttask.counters import TaskCounters
 from fasttask.logs import configure_logging
 from fasttask.project_info import load_project_info
-from fasttask.publisher import TaskPublisher
+from fasttask.publisher import TaskPublisher, can_publish_directly
 from fasttask.registry import TaskSpec, load_tasks
 from fasttask.results import ResultStore
 from fasttask.revocation import RevocationStore
@@ -70,7 +70,7 @@ def build_lifespan(settings: Settings, specs: dict[str, TaskSpec]):
         app.state.counters = counters
         app.state.revocations = RevocationStore(client, settings.result_expires)
         app.state.celery_app = celery_app
-        app.state.publisher = TaskPublisher(celery_app, store, counters)
+        app.state.publisher = TaskPublisher(celery_app, store, counters, client, can_publish_directly(settings))
 
         # The first cpu_percent call only starts the measurement.
         psutil.cpu_percent(interval=None)

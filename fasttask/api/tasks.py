@@ -62,8 +62,7 @@ def _store(request: Request) -> ResultStore:
     return request.app.state.result_store
 
 
-async def _require_issued_for(store: ResultStore, spec: TaskSpec, task_id: str) -> None:
-    task_name = await store.issued_task_name(task_id)
+def _require_issued_for(spec: TaskSpec, task_id: str, task_name: Optional[str]) -> None:
     if task_name is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown task id {task_id!r}: this service never issued it or its result expired")
     if task_name != spec.name:
@@ -95,10 +94,11 @@ def _add_check_route(router: APIRouter, spec: TaskSpec, response_model: type[Bas
         wait: float = Query(0, ge=0, le=settings.max_wait, description="seconds to wait for the task to finish"),
     ) -> JSONResponse:
         store = _store(request)
-        await _require_issued_for(store, spec, result_id)
-        if wait > 0:
+        task_name, task_status = await store.lookup(result_id)
+        _require_issued_for(spec, result_id, task_name)
+        if wait > 0 and not task_status.is_final:
             return _status_response(await store.wait_for_final(result_id, wait))
-        return _status_response(await store.get_status(result_id))
+        return _status_response(task_status)
 
     check.__doc__ = f"Return the state of a {spec.name} task, waiting up to `wait` seconds for it to finish."
     router.add_api_route(
