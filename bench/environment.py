@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -31,6 +32,8 @@ FASTTASK_DB = 0
 BARE_DB = 1
 
 BENCH_USER = "bench"
+
+logger = logging.getLogger("bench.environment")
 
 
 def free_port() -> int:
@@ -138,6 +141,12 @@ class BenchEnvironment:
         env = self.fasttask_environment(**overrides)
         return self._start(name, [sys.executable, "-m", "fasttask", "worker"], env)
 
+    def find_running(self, name: str) -> Optional[BenchProcess]:
+        for process in self.processes:
+            if process.name == name and process.process.poll() is None:
+                return process
+        return None
+
     def start_bare_worker(self, name: str, pool: str, concurrency: int, queues: str) -> BenchProcess:
         """Start `celery -A bench.bare_app worker` with the arguments FastTask's worker uses."""
         env = clean_environment(
@@ -176,6 +185,7 @@ class BenchEnvironment:
             process = subprocess.Popen(arguments, env=env, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
         started = BenchProcess(name, process, log_path)
         self.processes.append(started)
+        logger.info("started %s, pid %d, log %s", name, process.pid, log_path)
         return started
 
     def _wait_for_health(self, timeout_s: float = 60.0) -> None:
@@ -188,4 +198,4 @@ class BenchEnvironment:
                 return
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.1)
-        raise RuntimeError(f"the API did not answer /health within {timeout_s:.0f} s; see {self.api.log_path}")
+        raise RuntimeError(f"the API did not respond to /health within {timeout_s:.0f} s; see {self.api.log_path}")

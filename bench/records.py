@@ -1,4 +1,4 @@
-"""What a benchmark run records: one Figure per measured line of docs/benchmarks.md."""
+"""Benchmark records: one Figure per measured line of docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Optional
 class Figure:
     """One measured figure: FastTask's value, the baseline's, their ratio and the target's verdict.
 
-    `ratio` is the number the target is stated for (FastTask / bare for rates and latencies,
-    or the figure's own ratio, such as the slowest waiting call / one call), and `met` is None
+    `ratio` is the number the target is stated for: FastTask / bare for rates and latencies,
+    or the figure's own ratio, such as the slowest waiting call / one call. `met` is None
     when the figure has no target or was skipped.
     """
 

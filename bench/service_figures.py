@@ -19,10 +19,13 @@ from celery import Celery
 from bench.clients import percentile, run_in_threads
 from bench.environment import FASTTASK_DB, BenchEnvironment
 from bench.records import Figure
-from bench.task_figures import NOOP, expect_status, finished_task_id
+from bench.task_figures import NOOP, ensure_noop_workers, expect_status, finished_task_id
 from fasttask.constants import ISSUED_TASK_KEY, RESULT_KEY
 
 SLEEP_TASK = "sleep_for"
+FASTTASK_SLEEP_WORKER = "fasttask-worker-sleep"
+# Thread slots of the sleep worker when status_info runs without the waiting-callers figure.
+STATUS_SLEEP_SLOTS = 4
 SLEEP_S = 1.0
 
 STATUS_FIELDS = ["worker_status", "task_info", "pending_task_count", "system"]
@@ -117,10 +120,16 @@ def measure_bare_waiting_callers(env: BenchEnvironment, bare_app: Celery, caller
     return single_s, max(burst.durations_s)
 
 
-def measure_waiting_callers(env: BenchEnvironment, bare_app: Celery, callers: int) -> list[Figure]:
+def ensure_sleep_worker(env: BenchEnvironment, slots: int) -> None:
+    if env.find_running(FASTTASK_SLEEP_WORKER) is None:
+        env.start_fasttask_worker(FASTTASK_SLEEP_WORKER, ENABLED_TASKS=SLEEP_TASK, WORKER_POOL="threads",
+                                  WORKER_CONCURRENCY=str(slots))
+
+
+def measure_waiting_callers(env: BenchEnvironment, bare_app: Celery, callers: int, concurrency: int) -> list[Figure]:
     """`callers` concurrent /run of a 1 s task on a worker with as many thread slots, and the same on bare Celery."""
-    env.start_fasttask_worker("fasttask-worker-sleep", ENABLED_TASKS=SLEEP_TASK, WORKER_POOL="threads",
-                              WORKER_CONCURRENCY=str(callers))
+    ensure_noop_workers(env, concurrency)
+    ensure_sleep_worker(env, callers)
     run_sleep_task(env, 0)
     single_s = sorted(run_sleep_task(env, SLEEP_S) for _ in range(3))[1]
 
@@ -135,7 +144,7 @@ def measure_waiting_callers(env: BenchEnvironment, bare_app: Celery, callers: in
         def run(number: int) -> None:
             answer = expect_status(session.post_json(f"/run/{SLEEP_TASK}?timeout=120", body))
             if answer["state"] != "SUCCESS":
-                raise RuntimeError(f"/run answered state {answer['state']!r}, expected SUCCESS")
+                raise RuntimeError(f"/run returned state {answer['state']!r}, expected SUCCESS")
 
         return run
 
@@ -186,10 +195,14 @@ def store_results(env: BenchEnvironment, count: int) -> None:
         pipeline.execute()
 
 
-def measure_status_info(env: BenchEnvironment, sizes: list[int], calls: int) -> list[Figure]:
+def measure_status_info(env: BenchEnvironment, sizes: list[int], calls: int, concurrency: int) -> list[Figure]:
     """POST /status_info with every field after `sizes` stored results, 2 workers online."""
     if "/status_info" not in openapi_paths(env):
         return [Figure.skipped("status_info p50", "≤ 50 ms, flat", "POST /status_info is not in this build's /openapi.json")]
+    ensure_noop_workers(env, concurrency)
+    ensure_sleep_worker(env, STATUS_SLEEP_SLOTS)
+    finished_task_id(env)
+    run_sleep_task(env, 0)
 
     session = env.session(timeout_s=60)
     body = json.dumps({"fields": STATUS_FIELDS}).encode()
@@ -286,7 +299,7 @@ def measure_file_transfer(env: BenchEnvironment, size_bytes: int) -> list[Figure
         download_rate = megabytes / (time.perf_counter() - started)
     session.close()
     if response.status != 200 or received != size_bytes:
-        raise RuntimeError(f"download answered {response.status} with {received} of {size_bytes} bytes")
+        raise RuntimeError(f"download failed: status {response.status}, {received} of {size_bytes} bytes received")
     shutil.rmtree(work_dir)
 
     rss_growth_mib = (rss.maximum - rss_before) / MIB

@@ -15,6 +15,8 @@ from bench.records import Figure
 from fasttask.constants import RESULT_KEY
 
 NOOP = "noop"
+FASTTASK_NOOP_WORKER = "fasttask-worker-noop"
+BARE_NOOP_WORKER = "bare-worker-noop"
 
 # Both sides are measured in alternating rounds, so a change in the machine's load hits both.
 ROUNDS = 4
@@ -27,7 +29,7 @@ KOMBU_UNACKED_KEY = "unacked"
 def expect_status(response: tuple[int, bytes], expected: int = 200) -> dict:
     status, body = response
     if status != expected:
-        raise RuntimeError(f"the API answered {status} where {expected} was expected: {body[:300]!r}")
+        raise RuntimeError(f"the API returned status {status}, expected {expected}: {body[:300]!r}")
     return json.loads(body)
 
 
@@ -154,6 +156,19 @@ def wait_for_drain(client: redis.Redis, queue: str, task_ids: list[str], timeout
     raise RuntimeError(f"the {queue!r} queue was not drained within {timeout_s:.0f} s")
 
 
+def start_fasttask_noop_worker(env: BenchEnvironment, concurrency: int) -> None:
+    env.start_fasttask_worker(FASTTASK_NOOP_WORKER, ENABLED_TASKS=NOOP, WORKER_POOL="prefork",
+                              WORKER_CONCURRENCY=str(concurrency))
+
+
+def ensure_noop_workers(env: BenchEnvironment, concurrency: int) -> None:
+    """Start the FastTask and bare no-op workers unless an earlier figure left them running."""
+    if env.find_running(FASTTASK_NOOP_WORKER) is None:
+        start_fasttask_noop_worker(env, concurrency)
+    if env.find_running(BARE_NOOP_WORKER) is None:
+        env.start_bare_worker(BARE_NOOP_WORKER, "prefork", concurrency, NOOP)
+
+
 def measure_queue_throughput(env: BenchEnvironment, bare_app: Celery, count: int, concurrency: int) -> list[Figure]:
     """Create `count` no-op tasks with no worker running, then time a fresh worker draining them.
 
@@ -164,14 +179,13 @@ def measure_queue_throughput(env: BenchEnvironment, bare_app: Celery, count: int
     started = time.perf_counter()
     fasttask_ids = create_fasttask_tasks(env, count)
     fasttask_create_s = time.perf_counter() - started
-    env.start_fasttask_worker("fasttask-worker-noop", ENABLED_TASKS=NOOP, WORKER_POOL="prefork",
-                              WORKER_CONCURRENCY=str(concurrency))
+    start_fasttask_noop_worker(env, concurrency)
     fasttask_drain_s = wait_for_drain(env.redis_client(FASTTASK_DB), NOOP, fasttask_ids)
 
     started = time.perf_counter()
     bare_ids = create_bare_tasks(bare_app, count)
     bare_create_s = time.perf_counter() - started
-    env.start_bare_worker("bare-worker-noop", "prefork", concurrency, NOOP)
+    env.start_bare_worker(BARE_NOOP_WORKER, "prefork", concurrency, NOOP)
     bare_drain_s = wait_for_drain(env.redis_client(BARE_DB), NOOP, bare_ids)
 
     drain_ratio = bare_drain_s / fasttask_drain_s
@@ -192,8 +206,9 @@ def measure_queue_throughput(env: BenchEnvironment, bare_app: Celery, count: int
     ]
 
 
-def measure_run_round_trip(env: BenchEnvironment, bare_app: Celery, count: int) -> list[Figure]:
+def measure_run_round_trip(env: BenchEnvironment, bare_app: Celery, count: int, concurrency: int) -> list[Figure]:
     """POST /run/noop in sequence vs. apply_async(...).get() in sequence."""
+    ensure_noop_workers(env, concurrency)
     session = env.session()
     bare_task = bare_app.tasks[NOOP]
 
@@ -228,8 +243,9 @@ def finished_task_id(env: BenchEnvironment) -> str:
     return task_id
 
 
-def measure_check_latency(env: BenchEnvironment, count: int) -> Figure:
+def measure_check_latency(env: BenchEnvironment, count: int, concurrency: int) -> Figure:
     """GET /check on a finished task vs. a bare Redis GET of its result key."""
+    ensure_noop_workers(env, concurrency)
     task_id = finished_task_id(env)
     session = env.session()
     client = env.redis_client(FASTTASK_DB)
