@@ -88,6 +88,8 @@ class CompletionListener:
         self._client = client
         self._pubsub: Optional[aioredis.client.PubSub] = None
         self._events: dict[str, asyncio.Event] = {}
+        # The data of the last message on each channel: the same JSON that Celery stored.
+        self._last_messages: dict[str, bytes] = {}
         self._waiter_counts: dict[str, int] = {}
         self._reader: Optional[asyncio.Task] = None
         self._lock = asyncio.Lock()
@@ -106,6 +108,9 @@ class CompletionListener:
 
     def current_event(self, channel: str) -> asyncio.Event:
         return self._events[channel]
+
+    def last_message(self, channel: str) -> Optional[bytes]:
+        return self._last_messages.get(channel)
 
     async def subscribe(self, channel: str) -> None:
         async with self._lock:
@@ -130,6 +135,7 @@ class CompletionListener:
                 return
             self._waiter_counts.pop(channel, None)
             self._events.pop(channel, None)
+            self._last_messages.pop(channel, None)
             if self._pubsub is not None:
                 try:
                     await self._pubsub.unsubscribe(channel)
@@ -163,6 +169,7 @@ class CompletionListener:
                 channel = channel.decode()
             event = self._events.get(channel)
             if event is not None:
+                self._last_messages[channel] = message["data"]
                 self._events[channel] = asyncio.Event()
                 event.set()
 
@@ -206,15 +213,25 @@ class ResultStore:
         deadline = time.monotonic() + timeout_s
         await self.listener.subscribe(channel)
         try:
+            event = self.listener.current_event(channel)
+            status = await self.get_status(task_id)
             while True:
-                event = self.listener.current_event(channel)
-                status = await self.get_status(task_id)
                 remaining = deadline - time.monotonic()
                 if status.is_final or remaining <= 0:
                     return status
+
                 try:
                     await asyncio.wait_for(event.wait(), min(remaining, RESULT_FALLBACK_POLL_S))
+                    published = self.listener.last_message(channel)
                 except asyncio.TimeoutError:
-                    pass
+                    published = None
+                event = self.listener.current_event(channel)
+
+                # Celery publishes the stored JSON itself, so a woken waiter needs no GET;
+                # after a fallback timeout the key is read in case a message was missed.
+                if published is not None:
+                    status = status_from_meta(task_id, published)
+                else:
+                    status = await self.get_status(task_id)
         finally:
             await self.listener.unsubscribe(channel)
