@@ -12,7 +12,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from fasttask.constants import ISSUED_TASK_KEY, RESULT_KEY
+from fasttask.constants import ISSUED_TASK_KEY
 from fasttask.counters import TaskCounters
 from fasttask.embedded import EmbeddedRedis
 from fasttask.publisher import TaskPublisher, can_publish_directly, encode_task_message
