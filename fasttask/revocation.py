@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from enum import Enum
+from functools import cached_property
 from typing import Any, Optional, Union
 
 import redis.asyncio as aioredis
 from celery.backends.redis import RedisBackend
+from redis.commands.core import Script
 
 from fasttask.constants import RESULT_KEY, REVOKED_TASK_KEY
 from fasttask.results import TaskState
@@ -71,7 +73,12 @@ class GuardedRedisBackend(RedisBackend):
     def _set(self, key: Any, value: Any, expires: Union[None, int, float, timedelta] = None) -> None:
         if expires is None:
             expires = self.expires
-        self.client.eval(GUARDED_SET_SCRIPT, 1, key, value, _seconds(expires))
+        # EVALSHA sends the script's digest instead of its text on every result write.
+        self._guarded_set(keys=[key], args=[value, _seconds(expires)], client=self.client)
+
+    @cached_property
+    def _guarded_set(self) -> Script:
+        return self.client.register_script(GUARDED_SET_SCRIPT)
 
 
 def guarded_backend_url(result_backend_url: str) -> str:

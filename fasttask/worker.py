@@ -130,12 +130,13 @@ def record_state(worker_redis: WorkerRedis, settings: Settings, task_id: Optiona
 
 
 def connect_counter_signals(app: Celery, settings: Settings, worker_redis: WorkerRedis) -> None:
-    """Count STARTED, SUCCESS, FAILURE and REVOKED for the tasks of this app.
+    """Count STARTED, FAILURE and REVOKED for the tasks of this app.
 
-    Celery sends task_success and task_failure after it stored the result. The task wrapper
-    has usually counted the outcome already, and the counting script ignores the repeat.
-    These handlers still count failures raised outside the wrapper, such as a hard time
-    limit or a worker process lost without re-queueing the task.
+    SUCCESS is counted only by the task wrapper, the one path by which a task succeeds.
+    Celery sends task_failure after it stored the result; the wrapper has usually counted
+    the failure already, and the counting script ignores the repeat. The failure handler
+    still counts failures raised outside the wrapper, such as a hard time limit or a worker
+    process lost without re-queueing the task.
     """
 
     def is_ours(sender: Any) -> bool:
@@ -145,11 +146,6 @@ def connect_counter_signals(app: Celery, settings: Settings, worker_redis: Worke
     def count_started(sender: Any = None, task_id: Optional[str] = None, **_: Any) -> None:
         if is_ours(sender):
             record_state(worker_redis, settings, task_id, sender.name, TaskState.STARTED.value)
-
-    @signals.task_success.connect(weak=False)
-    def count_success(sender: Any = None, **_: Any) -> None:
-        if is_ours(sender):
-            record_state(worker_redis, settings, sender.request.id, sender.name, TaskState.SUCCESS.value)
 
     @signals.task_failure.connect(weak=False)
     def count_failure(sender: Any = None, task_id: Optional[str] = None, **_: Any) -> None:
