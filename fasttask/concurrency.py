@@ -7,21 +7,32 @@ import os
 from typing import Any, Optional
 
 import redis
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from fasttask.constants import CONCURRENCY_KEY, CONCURRENCY_PARAMS_FIELD
 
 logger = logging.getLogger("fasttask.concurrency")
 
 
+# Upper bounds that keep the slot expiry, in milliseconds, within the integers Redis accepts
+# and a retry countdown within what a caller can wait for.
+MAX_CONCURRENCY = 1_000_000
+MAX_COUNTDOWN_S = 86_400
+MAX_EXPIRE_S = 30 * 86_400
+
+
 class ConcurrencyParams(BaseModel):
     """Limit on how many tasks with the same concurrency_key and task name run at once."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     concurrency_key: str = Field(min_length=1, max_length=200, description="tasks sharing this key share the limit")
-    max_concurrency: int = Field(16, gt=0, description="maximum number of such tasks running at once")
-    countdown: float = Field(60, ge=0, description="seconds a task waits before trying again when the limit is reached")
+    max_concurrency: int = Field(16, gt=0, le=MAX_CONCURRENCY, description="maximum number of such tasks running at once")
+    countdown: float = Field(
+        60, ge=0, le=MAX_COUNTDOWN_S, description="seconds a task waits before trying again when the limit is reached"
+    )
     expire: float = Field(
-        1800, gt=0, description="seconds after which a running task's slot is freed even if its worker died"
+        1800, gt=0, le=MAX_EXPIRE_S, description="seconds after which a running task's slot is freed even if its worker died"
     )
 
 

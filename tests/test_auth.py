@@ -40,6 +40,11 @@ def test_health_answers_without_credentials(service: Service) -> None:
     assert response.json() == {"status": "ok"}
 
 
+def test_health_answers_head_requests(service: Service) -> None:
+    with service.client(auth=None) as client:
+        assert client.head("/health").status_code == 200
+
+
 def test_docs_with_credentials_returns_page(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 200
     assert client.get("/redoc").status_code == 200

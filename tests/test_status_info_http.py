@@ -146,6 +146,13 @@ def test_unknown_field_is_422(client: httpx.Client) -> None:
     assert "worker_status" in got.json()["detail"]
 
 
+def test_misspelled_body_key_is_422(client: httpx.Client) -> None:
+    response = client.post("/status_info", json={"fieldz": ["system"]})
+
+    assert response.status_code == 422
+    assert "fieldz" in response.text
+
+
 def test_status_info_requires_credentials(service: Service) -> None:
     with service.client(auth=None) as anonymous:
         assert anonymous.post("/status_info", json={}).status_code == 401

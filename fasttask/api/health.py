@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="health probe")
+@router.api_route("/health", methods=["GET", "HEAD"], summary="health probe")
 async def health(request: Request) -> JSONResponse:
     """Return 200 when the result backend answers a ping, 503 otherwise; needs no credentials."""
     await request.app.state.redis.ping()

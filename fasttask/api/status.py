@@ -8,7 +8,7 @@ from typing import Any, Optional
 import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from fasttask.api.status_models import StatusResponse
 from fasttask.api.strict_json import StrictJSONRoute
@@ -23,6 +23,9 @@ class StatusField(str, Enum):
 
 
 class StatusRequest(BaseModel):
+    # A misspelled key such as "fieldz" is 422 rather than silently returning every figure.
+    model_config = ConfigDict(extra="forbid")
+
     fields: list[StatusField] = Field(
         default_factory=lambda: list(StatusField),
         description="figures to return; all of them when omitted or empty",
