@@ -148,12 +148,14 @@ def run_serve(settings: Settings) -> int:
             embedded = EmbeddedRedis(settings.task_queue_port, settings.internal_dir / "redis", password)
             embedded.start()
             environment["MASTER_HOST"] = "127.0.0.1"
+            # Watched like the other children: without it the API could only answer 503.
+            supervisor.children.append(("embedded Redis-compatible server", embedded.process))
 
         if runs_worker:
             supervisor.children.append(("worker", start_child(python_module_command("worker"), environment, "worker")))
         if runs_api:
             supervisor.children.append(("API", start_child(python_module_command("api"), environment, "API")))
-            logger.info("FastTask listening on port %d (docs at /docs)", settings.port)
+            logger.info("starting the API on port %d (docs at /docs)", settings.port)
         return supervisor.wait()
     finally:
         supervisor.stop_all()

@@ -119,3 +119,23 @@ def test_serve_with_master_host_starts_no_embedded_server(tmp_path: Path, redis_
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_serve_stops_when_embedded_server_dies(tmp_path: Path) -> None:
+    process, base_url, log_path = start_serve(tmp_path, TASK_QUEUE_PORT=str(free_port()))
+    try:
+        users = read_generated_users(tmp_path)
+        wait_for_run(base_url, ("admin", users["admin"]), process, log_path)
+        children = descendants(process)
+        server = next(child for child in children if "valkey" in child.name() or "redis" in child.name())
+
+        server.kill()
+
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+    assert process.returncode != 0
+    assert "embedded Redis-compatible server exited" in log_path.read_text()
+    assert_all_gone(children)
