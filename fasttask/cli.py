@@ -1,8 +1,9 @@
-"""Command line: `python -m fasttask serve | api | worker | healthcheck`."""
+"""Command line: `python -m fasttask serve | api | worker | healthcheck | user add NAME | user remove NAME`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
@@ -10,13 +11,13 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from fasttask.api.auth import DEFAULT_USER, UsersFileError, create_users_file, read_users
 from fasttask.embedded import EmbeddedRedis, EmbeddedServerError
 from fasttask.healthcheck import run_healthcheck
 from fasttask.logs import configure_logging
 from fasttask.processes import current_environment, python_module_command, start_child, stop_child
 from fasttask.registry import TaskModuleError, load_tasks, select_tasks
 from fasttask.settings import NodeType, Settings, SettingsError, WorkerPool, get_settings
+from fasttask.users import DEFAULT_USER, UsersFileError, create_users_file, hash_password, read_users, write_users
 from fasttask.worker import create_celery_app, default_node_name
 
 logger = logging.getLogger("fasttask.cli")
@@ -163,6 +164,58 @@ def run_serve(settings: Settings) -> int:
             embedded.stop()
 
 
+def read_new_password(user: str) -> str:
+    """Read a password twice from the terminal, or once from the first line of piped stdin."""
+    if not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {user}: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            raise StartError("the two passwords differ; nothing was changed")
+    if not password:
+        raise StartError("the password is empty; nothing was changed")
+    return password
+
+
+def load_users_for_edit(settings: Settings) -> dict[str, str]:
+    if not settings.users_file.exists():
+        return {}
+    try:
+        return read_users(settings.users_file)
+    except UsersFileError as exc:
+        raise StartError(f"{exc}; fix or remove the file first") from None
+
+
+def run_user_add(settings: Settings, name: str) -> int:
+    """Add a user, or change its password, storing a PBKDF2 hash in the users file."""
+    if not name or ":" in name:
+        raise StartError(f"invalid user name {name!r}: it must be non-empty and contain no ':'")
+    users = load_users_for_edit(settings)
+    existed = name in users
+    users[name] = hash_password(read_new_password(name))
+    write_users(settings.users_file, users)
+    print(f"{'changed the password of' if existed else 'added'} user {name!r} in {settings.users_file}")
+    return 0
+
+
+def run_user_remove(settings: Settings, name: str) -> int:
+    """Remove a user from the users file."""
+    users = load_users_for_edit(settings)
+    if name not in users:
+        raise StartError(f"user {name!r} not found in {settings.users_file}")
+    del users[name]
+    write_users(settings.users_file, users)
+    print(f"removed user {name!r} from {settings.users_file}")
+    return 0
+
+
+USER_COMMANDS = {"add": run_user_add, "remove": run_user_remove}
+
+
+def run_user(settings: Settings, arguments: argparse.Namespace) -> int:
+    return USER_COMMANDS[arguments.user_command](settings, arguments.name)
+
+
 COMMANDS = {"serve": run_serve, "api": run_api, "worker": run_worker, "healthcheck": run_healthcheck}
 
 
@@ -173,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("api", help="start only the HTTP API")
     commands.add_parser("worker", help="start only a Celery worker")
     commands.add_parser("healthcheck", help="exit 0 when the API or worker that NODE_TYPE runs here responds, else 1")
+
+    user = commands.add_parser("user", help="manage the users file (FILES_DIR/user_to_passwd.json)")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser("add", help="add a user or change its password; reads it from a prompt or stdin")
+    add.add_argument("name", help="user name")
+    remove = user_commands.add_parser("remove", help="remove a user")
+    remove.add_argument("name", help="user name")
     return parser
 
 
@@ -181,8 +241,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         settings = get_settings()
         configure_logging(settings.log_level)
+        if arguments.command == "user":
+            return run_user(settings, arguments)
         return COMMANDS[arguments.command](settings)
     except (SettingsError, TaskModuleError, StartError, EmbeddedServerError) as exc:
-        print(f"fasttask: cannot start: {exc}", file=sys.stderr)
+        action = "failed" if arguments.command == "user" else "cannot start"
+        print(f"fasttask: {action}: {exc}", file=sys.stderr)
         # Docker reserves exit code 2 of a HEALTHCHECK command, and reads any failure as 1.
         return 1 if arguments.command == "healthcheck" else 2

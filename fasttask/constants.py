@@ -60,3 +60,10 @@ CONCURRENCY_PARAMS_FIELD = "fasttask_concurrency_params"
 
 # Sorted set of the task ids that hold a slot of one concurrency limit, scored by expiry.
 CONCURRENCY_KEY = KEY_PREFIX + "concurrency:{task_name}:{concurrency_key}"
+# How often the API looks for changes to the users file.
+USERS_FILE_CHECK_INTERVAL_S = 1.0
+
+# Timeouts of the API's Redis connections. With one retry a request returns 503 within
+# 2 * (connect + socket) seconds when Redis is down or hung.
+REDIS_CONNECT_TIMEOUT_S = 1.0
+REDIS_SOCKET_TIMEOUT_S = 1.0

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     time_limit: int = Field(3660, gt=0)
     visibility_timeout: int = Field(3900, gt=0)
     result_expires: int = Field(86400, gt=0)
+    requeue_on_worker_lost: bool = Field(
+        True, description="re-queue a task whose worker process died; false ends it as FAILURE naming the worker",
+    )
 
     # Node role and worker.
     node_type: NodeType = NodeType.SINGLE_NODE
@@ -109,6 +112,9 @@ class Settings(BaseSettings):
     tasks_dir: Path = PROJECT_ROOT / "fasttask" / "tasks"
     files_dir: Path = PROJECT_ROOT / "files"
     allow_anonymous: bool = False
+    login_failure_limit: int = Field(10, ge=1, description="failed logins per client address before 429")
+    login_failure_window: float = Field(60.0, gt=0, description="seconds over which failed logins are counted")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest request body except uploads, bytes")
     log_level: str = "INFO"
 
     # Uploads, downloads and the expiry of files in the files folder.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -9,8 +10,13 @@ import time
 from typing import Any, Optional
 
 import redis
+import redis.exceptions
+from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
 from celery import Celery, Task, signals
-from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded, WorkerLostError
+from celery.worker.request import Request
+from celery.worker.state import task_ready
+from kombu.exceptions import OperationalError
 from kombu import Queue
 from pydantic import BaseModel, ValidationError
 
@@ -33,6 +39,48 @@ class TaskTimeLimitError(Exception):
     """The task ran past SOFT_TIME_LIMIT and was stopped."""
 
 
+# Errors of the broker or result backend connection, as opposed to errors of a task's own code.
+CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError,
+                     ConnectionError, TimeoutError)
+
+
+class FastTaskRequest(Request):
+    """Celery's task request, changed for two failures that are not the task's own.
+
+    A task whose pool process died fails with the worker's node name in the message. A task
+    that ran but whose result could not be stored because Redis was unreachable is re-queued,
+    not stored as FAILURE, so it runs again once Redis is back.
+    """
+
+    def on_failure(self, exc_info: ExceptionInfo, send_failed_event: bool = True, return_ok: bool = False) -> None:
+        error = exc_info.exception
+        if isinstance(error, ExceptionWithTraceback):
+            error = error.exc
+
+        # The pool process stores failures of the task body itself, so a connection error that
+        # reaches the worker's main process came from storing the result, not from the task.
+        if isinstance(error, CONNECTION_ERRORS):
+            self._requeue_after_connection_error(error)
+            return
+
+        if isinstance(error, WorkerLostError):
+            # Celery stores this same exception object as the task's FAILURE result.
+            error.args = (f"worker {self.hostname} lost the process running this task: {error}",)
+            outcome = "re-queuing it" if self.task.reject_on_worker_lost else "storing FAILURE"
+            logger.error("task %s %s: %s; %s", self.task_name, self.id, error, outcome)
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def _requeue_after_connection_error(self, error: BaseException) -> None:
+        task_ready(self)
+        logger.warning(
+            "task %s %s: its result could not be stored (%s: %s); re-queuing it, or if the broker is "
+            "unreachable too, it is delivered again after VISIBILITY_TIMEOUT",
+            self.task_name, self.id, type(error).__name__, error,
+        )
+        # reject() logs and swallows connection errors; the message then stays unacknowledged in Redis.
+        self.reject(requeue=True)
+
+
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return {
         "visibility_timeout": settings.visibility_timeout,
@@ -53,9 +101,10 @@ def configure_app(app: Celery, settings: Settings, specs: dict[str, TaskSpec]) -
         task_queues=[Queue(spec.queue, routing_key=spec.queue) for spec in specs.values()],
         task_routes={name: {"queue": spec.queue, "routing_key": spec.queue} for name, spec in specs.items()},
         task_create_missing_queues=True,
-        # A task is acknowledged only after it finished, and re-queued if its process died.
+        # A task is acknowledged only after it finished. When its process dies it is re-queued, or
+        # with REQUEUE_ON_WORKER_LOST=false stored as FAILURE by FastTaskRequest.
         task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        task_reject_on_worker_lost=settings.requeue_on_worker_lost,
         task_acks_on_failure_or_timeout=True,
         task_track_started=True,
         worker_prefetch_multiplier=1,
@@ -87,7 +136,14 @@ def _result_payload(spec: TaskSpec, returned: Any) -> dict[str, Any]:
         result = spec.result_model.model_validate(returned)
     except ValidationError as exc:
         raise TaskResultError(f"task {spec.name!r} returned a value that does not match its Result model: {exc}") from None
-    return result.model_dump(mode="json")
+
+    payload = result.model_dump(mode="json")
+    try:
+        json.dumps(payload, allow_nan=False)
+    except ValueError:
+        # The API could not send such a result, because NaN and Infinity are not JSON.
+        raise TaskResultError(f"task {spec.name!r} returned NaN or Infinity, which JSON cannot carry: {payload!r}") from None
+    return payload
 
 
 def execute_task(spec: TaskSpec, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +274,7 @@ def register_task(
 
     run.__name__ = spec.name
     run.__qualname__ = spec.name
-    app.task(name=spec.name, queue=spec.queue, bind=True, max_retries=None)(run)
+    app.task(name=spec.name, queue=spec.queue, bind=True, max_retries=None, Request=FastTaskRequest)(run)
 
 
 def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: bool = True) -> Celery:

@@ -30,7 +30,7 @@ SETTING_PREFIXES = ("API_", "MASTER_HOST", "TASK_QUEUE_", "BROKER_URL", "RESULT_
                     "ENABLED_TASKS", "DISABLED_TASKS", "WORKER_", "FILES_DIR", "TASKS_DIR", "ALLOW_ANONYMOUS",
                     "ROOT_PATH", "RUN_TIMEOUT", "MAX_WAIT", "SOFT_TIME_LIMIT", "TIME_LIMIT", "VISIBILITY_TIMEOUT",
                     "RESULT_EXPIRES", "PORT", "HOST", "UVICORN_WORKERS", "SSL_", "LOG_LEVEL", "ACCESS_LOG",
-                    "MAX_UPLOAD_BYTES", "FILE_")
+                    "MAX_UPLOAD_BYTES", "FILE_", "REQUEUE_ON_WORKER_LOST", "LOGIN_FAILURE_", "MAX_BODY_BYTES")
 
 
 def free_port() -> int:
@@ -138,9 +138,14 @@ class Service:
         wait_for_http(self.base_url + "/health", api)
         return api
 
-    def wait_until_worker_serves(self, task: str = "noop", timeout_s: float = 60.0) -> None:
+    def wait_until_worker_serves(self, task: str = "noop", timeout_s: float = 60.0, run_timeout_s: float = 60.0) -> None:
+        """Run `task` until a worker returns its result; run_timeout_s must not exceed MAX_WAIT."""
+        deadline = time.monotonic() + timeout_s
         with self.client() as client:
-            response = client.post(f"/run/{task}", json={}, params={"timeout": timeout_s})
+            while True:
+                response = client.post(f"/run/{task}", json={}, params={"timeout": min(run_timeout_s, timeout_s)})
+                if response.status_code != 202 or time.monotonic() > deadline:
+                    break
         assert response.status_code == 200, f"no worker answered within {timeout_s} s: {response.text}"
 
     def stop(self) -> None:
@@ -178,7 +183,11 @@ def build_service(root: Path, redis_port: int, users: dict[str, str] = TEST_USER
 @pytest.fixture(scope="session")
 def service(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The API and one worker (2 processes) with the shipped and the test task modules."""
-    running = build_service(tmp_path_factory.mktemp("service"), redis_server.port, RUN_TIMEOUT="10")
+    running = build_service(
+        tmp_path_factory.mktemp("service"), redis_server.port, RUN_TIMEOUT="10",
+        # Many tests log in with wrong credentials on purpose; the limit has its own test.
+        LOGIN_FAILURE_LIMIT="100000",
+    )
     try:
         running.start_worker()
         running.start_api()

@@ -10,15 +10,19 @@ from typing import AsyncIterator, Optional
 import psutil
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
+from redis.asyncio.retry import Retry
+from redis.backoff import ConstantBackoff
 
-from fasttask.api.auth import Authenticator, read_users
+from fasttask.api.body_limit import BodySizeLimitMiddleware
+from fasttask.api.auth import Authenticator, FailedLoginLimiter
 from fasttask.api.docs import build_docs_router
 from fasttask.api.errors import install_error_handlers
 from fasttask.api.files import build_files_router
 from fasttask.api.health import router as health_router
 from fasttask.api.revoke import build_revoke_router
 from fasttask.api.status import build_status_router
-from fasttask.api.tasks import build_task_router
+from fasttask.api.tasks import COMMON_ERROR_RESPONSES, TASK_ERROR_RESPONSES, build_task_router
+from fasttask.constants import REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S, USERS_FILE_CHECK_INTERVAL_S
 from fasttask.counters import TaskCounters
 from fasttask.logs import configure_logging
 from fasttask.project_info import load_project_info
@@ -28,13 +32,28 @@ from fasttask.results import ResultStore
 from fasttask.revocation import RevocationStore
 from fasttask.settings import Settings, get_settings
 from fasttask.storage import expire_files_periodically
+from fasttask.users import UsersFile
 from fasttask.worker import create_celery_app
 
 logger = logging.getLogger("fasttask.api")
 
+# The upload route streams files to disk under its own size limit.
+UPLOAD_PATHS = ("/upload",)
+
 
 def open_redis(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
+    """Open a Redis pool with timeouts that let a request return 503 within 5 s.
+
+    One retry replaces a pooled connection that broke while Redis restarted; redis-py's
+    default of three retries with up to 10 s backoff would hold a request for many seconds.
+    """
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+        retry=Retry(ConstantBackoff(0.1), retries=1),
+        health_check_interval=30,
+    )
 
 
 def open_broker_redis(settings: Settings, backend_client: aioredis.Redis) -> Optional[aioredis.Redis]:
@@ -97,7 +116,9 @@ def create_app(settings: Optional[Settings] = None, specs: Optional[dict[str, Ta
     settings = settings or get_settings()
     specs = specs if specs is not None else load_tasks(settings.tasks_dir)
     info = load_project_info()
-    authenticator = Authenticator(read_users(settings.users_file), settings.allow_anonymous)
+    users_file = UsersFile(settings.users_file, USERS_FILE_CHECK_INTERVAL_S)
+    limiter = FailedLoginLimiter(settings.login_failure_limit, settings.login_failure_window)
+    authenticator = Authenticator(users_file, settings.allow_anonymous, limiter)
 
     app = FastAPI(
         title=info.title,
@@ -110,16 +131,17 @@ def create_app(settings: Optional[Settings] = None, specs: Optional[dict[str, Ta
         openapi_url=None,
         lifespan=build_lifespan(settings, specs),
     )
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes, exempt_paths=UPLOAD_PATHS)
     install_error_handlers(app, settings)
 
     protected = [Depends(authenticator)]
     app.include_router(health_router)
-    app.include_router(build_task_router(specs, settings), dependencies=protected)
-    app.include_router(build_files_router(settings), dependencies=protected)
+    app.include_router(build_task_router(specs, settings), dependencies=protected, responses=TASK_ERROR_RESPONSES)
+    app.include_router(build_files_router(settings), dependencies=protected, responses=COMMON_ERROR_RESPONSES)
     if settings.api_revoke:
-        app.include_router(build_revoke_router(), dependencies=protected)
+        app.include_router(build_revoke_router(), dependencies=protected, responses=COMMON_ERROR_RESPONSES)
     if settings.api_status_info:
-        app.include_router(build_status_router(), dependencies=protected)
+        app.include_router(build_status_router(), dependencies=protected, responses=COMMON_ERROR_RESPONSES)
     app.include_router(build_docs_router(app, settings), dependencies=protected)
     return app
 
