@@ -27,6 +27,10 @@ MAX_NAME_BYTES = 200
 DEFAULT_UPLOAD_NAME = "file"
 
 
+MAX_NAME_PART_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+
 class FileNameError(ValueError):
     """A file name is malformed (400): control characters, empty, absolute or with '..'."""
 
@@ -89,6 +93,18 @@ def incoming_dir(files_dir: Path) -> Path:
     return files_dir / INTERNAL_DIR_NAME / INCOMING_DIR_NAME
 
 
+def _check_name_length(relative: PurePosixPath) -> None:
+    # Longer names cannot exist on Linux (NAME_MAX, PATH_MAX); stat() would raise ENAMETOOLONG.
+    try:
+        encoded_parts = [part.encode("utf-8") for part in relative.parts]
+    except UnicodeEncodeError:
+        raise FileNameError("file_name is not valid UTF-8 text") from None
+    if any(len(part) > MAX_NAME_PART_BYTES for part in encoded_parts):
+        raise FileNameError(f"file_name has a folder or file name longer than {MAX_NAME_PART_BYTES} bytes")
+    if sum(len(part) + 1 for part in encoded_parts) > MAX_PATH_BYTES:
+        raise FileNameError(f"file_name is longer than {MAX_PATH_BYTES} bytes")
+
+
 def check_relative_name(file_name: str) -> PurePosixPath:
     """Parse a name relative to the files folder; raise FileNameError or FileAccessError."""
     if not file_name or "\x00" in file_name or has_control_characters(file_name):
@@ -97,6 +113,7 @@ def check_relative_name(file_name: str) -> PurePosixPath:
         raise FileNameError("file_name must use '/' between folders, not '\\'")
 
     relative = PurePosixPath(file_name)
+    _check_name_length(relative)
     if relative.is_absolute():
         raise FileNameError("file_name must be relative to the files folder, not an absolute path")
     if any(part == ".." for part in relative.parts):

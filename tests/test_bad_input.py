@@ -236,10 +236,6 @@ MALFORMED_MULTIPART = {
     "header without colon": ("multipart/form-data; boundary=x", b"--x\r\nbroken header line\r\n\r\nabc\r\n--x--\r\n"),
     "empty": ("multipart/form-data; boundary=x", b""),
     "overlong boundary": ("multipart/form-data; boundary=" + "b" * 5000, b"--" + b"b" * 5000 + b"--\r\n"),
-    # python-multipart 0.0.34 runs CR and LF bytes before the first boundary, and the epilogue
-    # after the closing boundary, through separate branches of its parser (multipart.py).
-    "crlf preamble": ("multipart/form-data; boundary=x", b"\r\n" * 500_000 + b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc\r\n--x--\r\n"),
-    "crlf epilogue": ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc\r\n--x--\r\n" + b"\r\n" * 500_000),
     "many parts": ("multipart/form-data; boundary=x", b"".join(b"--x\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nv\r\n" % index for index in range(5000)) + b"--x--\r\n"),
 }
 
@@ -254,6 +250,28 @@ def test_malformed_multipart_upload_returns_4xx(openapi_paths: set[str], client:
     assert 400 <= response.status_code < 500, response.text[:300]
     assert "detail" in response.json()
     assert_service_alive(client)
+
+
+# python-multipart 0.0.34 runs CR and LF bytes before the first boundary, and the epilogue
+# after the closing boundary, through separate branches of its parser (multipart.py). Both
+# are allowed by RFC 2046, so the upload succeeds.
+CRLF_PADDED_MULTIPART = {
+    "crlf preamble": b"\r\n" * 500_000 + b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc\r\n--x--\r\n",
+    "crlf epilogue": b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc\r\n--x--\r\n" + b"\r\n" * 500_000,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRLF_PADDED_MULTIPART))
+def test_crlf_padded_multipart_upload_stores_file(openapi_paths: set[str], client: httpx.Client, case: str) -> None:
+    require_route(openapi_paths, "/upload")
+
+    response = client.post("/upload", content=CRLF_PADDED_MULTIPART[case], headers={"Content-Type": "multipart/form-data; boundary=x"})
+
+    assert response.status_code == 200, response.text[:300]
+    stored_name = response.json()["file_name"]
+    downloaded = client.get("/download", params={"file_name": stored_name})
+    assert downloaded.status_code == 200
+    assert downloaded.content == b"abc"
 
 
 @pytest.mark.parametrize("file_name", ["", "a" * 5000, "../../etc/passwd", "%00", "名字\x00.txt", "\r\n"])

@@ -16,12 +16,17 @@ from redis.backoff import ConstantBackoff
 from fasttask.api.body_limit import BodySizeLimitMiddleware
 from fasttask.api.auth import Authenticator, FailedLoginLimiter
 from fasttask.api.docs import build_docs_router
-from fasttask.api.errors import install_error_handlers
+from fasttask.api.errors import (
+    CONTROL_ERROR_RESPONSES,
+    FILE_ERROR_RESPONSES,
+    TASK_ERROR_RESPONSES,
+    install_error_handlers,
+)
 from fasttask.api.files import build_files_router
 from fasttask.api.health import router as health_router
 from fasttask.api.revoke import build_revoke_router
 from fasttask.api.status import build_status_router
-from fasttask.api.tasks import COMMON_ERROR_RESPONSES, TASK_ERROR_RESPONSES, build_task_router
+from fasttask.api.tasks import build_task_router
 from fasttask.constants import REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S, USERS_FILE_CHECK_INTERVAL_S
 from fasttask.counters import TaskCounters
 from fasttask.logs import configure_logging
@@ -137,11 +142,11 @@ def create_app(settings: Optional[Settings] = None, specs: Optional[dict[str, Ta
     protected = [Depends(authenticator)]
     app.include_router(health_router)
     app.include_router(build_task_router(specs, settings), dependencies=protected, responses=TASK_ERROR_RESPONSES)
-    app.include_router(build_files_router(settings), dependencies=protected, responses=COMMON_ERROR_RESPONSES)
+    app.include_router(build_files_router(settings), dependencies=protected, responses=FILE_ERROR_RESPONSES)
     if settings.api_revoke:
-        app.include_router(build_revoke_router(), dependencies=protected, responses=COMMON_ERROR_RESPONSES)
+        app.include_router(build_revoke_router(), dependencies=protected, responses=CONTROL_ERROR_RESPONSES)
     if settings.api_status_info:
-        app.include_router(build_status_router(), dependencies=protected, responses=COMMON_ERROR_RESPONSES)
+        app.include_router(build_status_router(), dependencies=protected, responses=CONTROL_ERROR_RESPONSES)
     app.include_router(build_docs_router(app, settings), dependencies=protected)
     return app
 

@@ -26,27 +26,6 @@ class TaskAccepted(BaseModel):
     result_type: Literal["text"] = "text"
 
 
-class ErrorDetail(BaseModel):
-    """An error: what failed and what to do next."""
-
-    detail: str
-
-
-# Responses every protected route may return besides its own.
-COMMON_ERROR_RESPONSES: dict[Union[int, str], dict] = {
-    401: {"model": ErrorDetail, "description": "missing or invalid credentials"},
-    413: {"model": ErrorDetail, "description": "the request body is larger than the configured limit"},
-    429: {"model": ErrorDetail, "description": "too many failed logins from this client; see Retry-After"},
-    503: {"model": ErrorDetail, "description": "the broker or result backend is unreachable; see Retry-After"},
-}
-
-# Responses every task route may return besides its own 200, 202 and 422.
-TASK_ERROR_RESPONSES: dict[Union[int, str], dict] = {
-    **COMMON_ERROR_RESPONSES,
-    404: {"model": ErrorDetail, "description": "unknown task id, or an id issued for another task"},
-}
-
-
 def task_response_model(spec: TaskSpec) -> type[BaseModel]:
     return create_model(
         f"{spec.name}_response",

@@ -9,7 +9,7 @@ from typing import Optional
 
 import anyio
 from fastapi import HTTPException, Request, status
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from fasttask.storage import FileNameError, incoming_dir, stored_upload_name
@@ -123,7 +123,11 @@ def _file_name_from(state: PartState) -> str:
 
 async def _receive_into(request: Request, partial_path: Path, max_upload_bytes: int) -> PartState:
     state = PartState()
-    parser = MultipartParser(_multipart_boundary(request), _build_callbacks(state))
+    try:
+        parser = MultipartParser(_multipart_boundary(request), _build_callbacks(state))
+    except FormParserError as exc:
+        # python-multipart rejects a boundary longer than 256 bytes here, before any data is read.
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid multipart boundary: {exc}") from None
     written = 0
     async with await anyio.open_file(partial_path, "xb") as handle:
         async for chunk in request.stream():
