@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from fasttask.concurrency import ConcurrencyLimiter, ConcurrencyParams, pop_concurrency_params
 from fasttask.counters import record_state_sync
 from fasttask.monitoring import build_heartbeat_step
+from fasttask.json_safety import json_problem
 from fasttask.registry import TaskSpec
 from fasttask.results import TaskState
 from fasttask.revocation import guarded_backend_url, is_revoked
@@ -138,11 +138,10 @@ def _result_payload(spec: TaskSpec, returned: Any) -> dict[str, Any]:
         raise TaskResultError(f"task {spec.name!r} returned a value that does not match its Result model: {exc}") from None
 
     payload = result.model_dump(mode="json")
-    try:
-        json.dumps(payload, allow_nan=False)
-    except ValueError:
-        # The API could not send such a result, because NaN and Infinity are not JSON.
-        raise TaskResultError(f"task {spec.name!r} returned NaN or Infinity, which JSON cannot carry: {payload!r}") from None
+    problem = json_problem(payload)
+    if problem is not None:
+        # The API could not send such a result to any client.
+        raise TaskResultError(f"task {spec.name!r} returned a result that {problem}: {payload!r}")
     return payload
 
 

@@ -83,3 +83,41 @@ def test_run_timeout_above_maximum_returns_422(client: httpx.Client) -> None:
     response = client.post("/run/get_circle_area", json={"r": 1}, params={"timeout": 10_000})
 
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"x": "inf"}',
+        b'{"x": "-Infinity"}',
+        b'{"x": "nan"}',
+        b'{"x": 1e400}',
+        b'{"note": "\\ud800"}',
+    ],
+)
+def test_non_json_values_in_params_return_422(client: httpx.Client, body: bytes) -> None:
+    response = client.post("/create/echo_value", content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 422, response.text
+
+
+def test_result_with_infinity_is_failure(client: httpx.Client) -> None:
+    response = client.post("/run/get_hypotenuse", json={"a": 1e200, "b": 1e200})
+
+    assert response.status_code == 200
+    assert response.json()["state"] == "FAILURE"
+    assert "NaN or Infinity" in response.json()["result"]
+
+
+def test_result_with_lone_surrogate_is_failure(client: httpx.Client) -> None:
+    response = client.post("/run/echo_value", json={"code_point": 0xD800})
+
+    assert response.status_code == 200
+    assert response.json()["state"] == "FAILURE"
+    assert "lone surrogate" in response.json()["result"]
+
+
+def test_echo_value_round_trips_unicode(client: httpx.Client) -> None:
+    response = client.post("/run/echo_value", json={"x": 1.5, "note": "报告 ✓", "code_point": 0x1F600})
+
+    assert response.json()["result"] == {"x": 1.5, "note": "报告 ✓", "character": "\U0001F600"}

@@ -6,11 +6,13 @@
 from typing import Literal, Optional, Union
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
 from fasttask.api.strict_json import StrictJSONRoute
 from fasttask.concurrency import ConcurrencyParams
+from fasttask.json_safety import json_problem
 from fasttask.constants import CONCURRENCY_PARAMS_FIELD
 from fasttask.registry import TaskSpec
 from fasttask.results import ResultStore, TaskState, TaskStatus
@@ -54,6 +56,9 @@ def task_request_model(spec: TaskSpec) -> type[BaseModel]:
 
 async def _publish(request: Request, spec: TaskSpec, body: BaseModel) -> str:
     params = body.model_dump(mode="json", exclude={CONCURRENCY_PARAMS_FIELD})
+    problem = json_problem(params)
+    if problem is not None:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": f"the parameters {problem}", "input": None}])
     limit = getattr(body, CONCURRENCY_PARAMS_FIELD)
     return await request.app.state.publisher.publish(spec, params, limit)
 
