@@ -86,7 +86,17 @@ def read_users(path: Path) -> dict[str, str]:
     )
     if not is_valid:
         raise UsersFileError(f'{path}: the users file must be a JSON object {{"user": "password", ...}}')
+    for name, password in users.items():
+        _check_entry(path, name, password)
     return users
+
+
+def _check_entry(path: Path, name: str, password: str) -> None:
+    # HTTP Basic sends "name:password", so a name with ':' could never log in.
+    if not name or ":" in name:
+        raise UsersFileError(f"{path}: invalid user name {name!r}: it must be non-empty and contain no ':'")
+    if not password:
+        raise UsersFileError(f"{path}: user {name!r} has an empty password; set one with `python -m fasttask user add {name}`")
 
 
 def write_users(path: Path, users: dict[str, str]) -> None:
@@ -151,4 +161,7 @@ class UsersFile:
             logger.error("users file not reloaded, keeping the %d users read before: %s", len(self._users), exc)
             return
         self._users = users
-        logger.info("reloaded %s: %d users", self.path, len(users))
+        if not users:
+            logger.warning("reloaded %s: it has no users, so every login fails until one is added", self.path)
+            return
+        logger.info("reloaded %s: %d user(s)", self.path, len(users))

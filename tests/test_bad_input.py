@@ -281,3 +281,19 @@ def test_download_odd_names_return_4xx(openapi_paths: set[str], client: httpx.Cl
     response = client.get("/download", params={"file_name": file_name})
 
     assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/create/get_circle_area", b'{"\\ud800": 1}'),
+        ("/create/get_circle_area", b'{"r": 1, "fasttask_concurrency_params": {"concurrency_key": "\\ud800"}}'),
+        ("/revoke", b'{"result_id": "\\ud800"}'),
+        ("/status_info", b'{"fields": ["\\ud800"]}'),
+    ],
+)
+def test_lone_surrogate_echoed_in_422(client: httpx.Client, path: str, body: bytes) -> None:
+    response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 422, response.text
+    assert "detail" in response.json()

@@ -17,7 +17,7 @@ from fasttask.api.app import create_app
 from fasttask.embedded import EmbeddedRedis
 from fasttask.registry import load_tasks
 from fasttask.settings import Settings
-from fasttask.users import check_password, hash_password, parse_password_hash
+from fasttask.users import UsersFileError, check_password, hash_password, parse_password_hash, read_users
 from tests.conftest import PROJECT_ROOT, TEST_AUTH, TEST_USERS, Service, build_service, clean_environment, free_port
 
 REDIS_PASSWORD = "redis-pa55word-never-logged"
@@ -250,3 +250,15 @@ def test_no_secret_in_logs_or_responses(secured: Service) -> None:
         assert secret not in settings_repr
         assert all(secret not in text for text in responses)
     assert "authorization" not in logs.lower()
+
+
+@pytest.mark.parametrize(
+    ("users", "reason"),
+    [({"empty": ""}, "empty password"), ({"a:b": "x"}, "invalid user name"), ({"": "x"}, "invalid user name")],
+)
+def test_read_users_rejects_unusable_entries(tmp_path: Path, users: dict[str, str], reason: str) -> None:
+    path = tmp_path / "user_to_passwd.json"
+    path.write_text(json.dumps(users))
+
+    with pytest.raises(UsersFileError, match=reason):
+        read_users(path)

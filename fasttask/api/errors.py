@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Union
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from kombu.exceptions import OperationalError
@@ -63,8 +66,21 @@ CONTROL_ERROR_RESPONSES: dict[Union[int, str], dict] = {
 }
 
 
+class ASCIIJSONResponse(JSONResponse):
+    """JSON with non-ASCII characters escaped, so a lone surrogate echoed from the input stays encodable."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own handler encodes the echoed input as UTF-8, which fails with 500 on "\ud800".
+    return ASCIIJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI, settings: Settings) -> None:
     broker = settings.broker_display
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     async def broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
         logger.error("%s %s failed: broker %s unreachable: %s", request.method, request.url.path, broker, type(exc).__name__)

@@ -58,7 +58,7 @@ async def _publish(request: Request, spec: TaskSpec, body: BaseModel) -> str:
     params = body.model_dump(mode="json", exclude={CONCURRENCY_PARAMS_FIELD})
     problem = json_problem(params)
     if problem is not None:
-        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": f"the parameters {problem}", "input": None}])
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": f"invalid parameters: the value {problem}", "input": None}])
     limit = getattr(body, CONCURRENCY_PARAMS_FIELD)
     return await request.app.state.publisher.publish(spec, params, limit)
 
