@@ -149,7 +149,7 @@ def run_serve(settings: Settings) -> int:
             embedded = EmbeddedRedis(settings.task_queue_port, settings.internal_dir / "redis", password)
             embedded.start()
             environment["MASTER_HOST"] = "127.0.0.1"
-            # Watched like the other children: without it the API could only answer 503.
+            # Watched like the other children, because without it the API could only return 503.
             supervisor.children.append(("embedded Redis-compatible server", embedded.process))
 
         if runs_worker:

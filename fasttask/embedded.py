@@ -90,7 +90,7 @@ class EmbeddedRedis:
         finally:
             client.close()
         self.stop()
-        raise EmbeddedServerError(f"the embedded server did not answer on port {self.port} within {timeout_s:.0f} s")
+        raise EmbeddedServerError(f"the embedded server did not respond on port {self.port} within {timeout_s:.0f} s")
 
     def stop(self) -> None:
         if self.process is not None:

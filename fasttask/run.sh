@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start FastTask as NODE_TYPE asks (default: API, worker and embedded Redis on this machine).
+# Start the FastTask processes that NODE_TYPE selects (default: API, worker and embedded Redis).
 # On first use it creates .venv and installs requirements.txt, unless the current python3
 # already has the dependencies (as in the Docker image).
 set -euo pipefail

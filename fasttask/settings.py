@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     access_log: bool = False
 
     # Waiting for results.
-    run_timeout: float = Field(25.0, gt=0, description="seconds /run waits before answering 202")
+    run_timeout: float = Field(25.0, gt=0, description="seconds /run waits before it returns 202")
     max_wait: float = Field(300.0, gt=0, description="upper bound for /run timeout and /check wait, seconds")
 
     # Worker limits, seconds.

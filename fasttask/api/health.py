@@ -1,4 +1,4 @@
-"""GET /health: the one route that answers without credentials, for load balancers and Docker."""
+"""GET /health: the one route that needs no credentials, for load balancers and Docker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health", summary="health probe")
 async def health(request: Request) -> JSONResponse:
-    """Return 200 when the result backend answers a ping, 503 otherwise; needs no credentials."""
+    """Ping the result backend and return 200, or 503 when the ping fails."""
     await request.app.state.redis.ping()
     return JSONResponse({"status": "ok"})
 

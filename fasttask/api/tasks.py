@@ -121,7 +121,7 @@ def _add_run_route(
         params: request_model = Body(),
         timeout: Optional[float] = Query(
             None, gt=0, le=settings.max_wait,
-            description=f"seconds to wait for the result before answering 202 (default {settings.run_timeout:g})",
+            description=f"seconds to wait for the result before returning 202 (default {settings.run_timeout:g})",
         ),
     ) -> JSONResponse:
         task_id = await _publish(request, spec, params)
