@@ -20,6 +20,10 @@ DEFAULT_REDIS_PORT = 6379
 # How often a waiting request re-reads the result in case a completion message was missed.
 RESULT_FALLBACK_POLL_S = 1.0
 
+# Issued ids, revoke markers and counted states outlive a task's result by this long, so a
+# message delivered late still finds them.
+ID_RECORD_GRACE_S = 3600
+
 # Set by /revoke for a task that had not finished; a worker that receives the task later
 # ends it as REVOKED without running it, even after a restart.
 REVOKED_TASK_KEY = KEY_PREFIX + "revoked:{task_id}"

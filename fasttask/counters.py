@@ -1,9 +1,10 @@
 """Task counters kept in Redis as tasks change state: counts per state and completions per minute.
 
 The API counts PENDING when it queues a task and REVOKED when it revokes one. The
-workers count STARTED, SUCCESS, FAILURE and REVOKED from Celery signals. Each change
-goes through one Lua script that remembers the last state counted for the task id. So a
-repeated, late or out-of-order change (a redelivered task, PENDING counted after
+workers' result backend counts STARTED, RETRY, SUCCESS, FAILURE and REVOKED in the same
+script that stores the state, so a client that sees a result also sees it counted. Every
+change goes through one Lua function that remembers the last state counted for the task
+id. So a repeated, late or out-of-order change (a redelivered task, PENDING counted after
 STARTED) moves no counter twice, and a final state is never left again.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import redis
 import redis.asyncio as aioredis
 
-from fasttask.constants import COMPLETION_WINDOWS_MIN, COMPLETIONS_KEY, COUNTED_STATE_KEY, STATE_COUNTS_KEY
+from fasttask.constants import (
+    COMPLETION_WINDOWS_MIN, COMPLETIONS_KEY, COUNTED_STATE_KEY, ID_RECORD_GRACE_S, STATE_COUNTS_KEY,
+)
 from fasttask.results import FINAL_STATES, TaskState
 
 COMPLETED_STATES = (TaskState.SUCCESS.value, TaskState.FAILURE.value)
@@ -25,43 +27,55 @@ COMPLETIONS_PREFIX = COMPLETIONS_KEY.format(hour="")
 # Completion hashes outlive the longest window by two hours.
 COMPLETIONS_TTL_S = max(COMPLETION_WINDOWS_MIN.values()) * 60 + 7200
 
-# KEYS: counted-state key, state-counts hash. ARGV: new state, task name, counted-state TTL,
-# completions key prefix, completions TTL. Minutes come from the Redis server clock so that
-# nodes with skewed clocks agree.
-RECORD_STATE_SCRIPT = """
-local old = redis.call('GET', KEYS[1])
-local new = ARGV[1]
-if old == new or old == 'SUCCESS' or old == 'FAILURE' or old == 'REVOKED' then
-  return 0
+# A Lua function for the scripts that count a state change: the API's, below, and the result
+# backend's (fasttask/result_backend.py). Arguments: counted-state key, state-counts hash, new state,
+# task name, counted-state TTL, completions key prefix, completions TTL. Minutes come from the
+# Redis server clock so that nodes with skewed clocks agree.
+COUNT_STATE_FUNCTION = """
+local function count_state(counted_key, counts_key, new, task_name, counted_ttl, completions_prefix, completions_ttl)
+  local old = redis.call('GET', counted_key)
+  if old == new or old == 'SUCCESS' or old == 'FAILURE' or old == 'REVOKED' then
+    return 0
+  end
+  if new == 'PENDING' and old then
+    return 0
+  end
+  if old then
+    redis.call('HINCRBY', counts_key, old, -1)
+  end
+  redis.call('HINCRBY', counts_key, new, 1)
+  redis.call('SET', counted_key, new, 'EX', counted_ttl)
+  if new == 'SUCCESS' or new == 'FAILURE' then
+    local minute = math.floor(tonumber(redis.call('TIME')[1]) / 60)
+    local hour_key = completions_prefix .. math.floor(minute / 60)
+    -- A new field (the first completion of a minute) renews the hash's expiry.
+    if redis.call('HINCRBY', hour_key, task_name .. '|' .. new .. '|' .. minute, 1) == 1 then
+      redis.call('EXPIRE', hour_key, completions_ttl)
+    end
+  end
+  return 1
 end
-if new == 'PENDING' and old then
-  return 0
-end
-if old then
-  redis.call('HINCRBY', KEYS[2], old, -1)
-end
-redis.call('HINCRBY', KEYS[2], new, 1)
-redis.call('SET', KEYS[1], new, 'EX', ARGV[3])
-if new == 'SUCCESS' or new == 'FAILURE' then
-  local minute = math.floor(tonumber(redis.call('TIME')[1]) / 60)
-  local hour_key = ARGV[4] .. math.floor(minute / 60)
-  redis.call('HINCRBY', hour_key, ARGV[2] .. '|' .. new .. '|' .. minute, 1)
-  redis.call('EXPIRE', hour_key, ARGV[5])
-end
-return 1
+"""
+
+# KEYS: counted-state key, state-counts hash. ARGV: new state, then count_arguments().
+RECORD_STATE_SCRIPT = COUNT_STATE_FUNCTION + """
+return count_state(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """
 
 
-def _script_arguments(task_id: str, task_name: str, state: str, counted_ttl_s: int) -> tuple[list[str], list[Any]]:
-    keys = [COUNTED_STATE_KEY.format(task_id=task_id), STATE_COUNTS_KEY.format(task_name=task_name)]
-    arguments = [state, task_name, counted_ttl_s, COMPLETIONS_PREFIX, COMPLETIONS_TTL_S]
-    return keys, arguments
+def counted_state_ttl_s(result_expires_s: int) -> int:
+    """How long the last counted state of a task id is kept: as long as its issued id."""
+    return result_expires_s + ID_RECORD_GRACE_S
 
 
-def record_state_sync(client: redis.Redis, task_id: str, task_name: str, state: str, counted_ttl_s: int) -> None:
-    """Count a state change from a worker process."""
-    keys, arguments = _script_arguments(task_id, task_name, state, counted_ttl_s)
-    client.register_script(RECORD_STATE_SCRIPT)(keys=keys, args=arguments)
+def count_keys(task_id: str, task_name: str) -> list[str]:
+    """The counted-state key and the state-counts hash of one task."""
+    return [COUNTED_STATE_KEY.format(task_id=task_id), STATE_COUNTS_KEY.format(task_name=task_name)]
+
+
+def count_arguments(task_name: str, counted_ttl_s: int) -> list[Any]:
+    """count_state's arguments after the new state: task name, TTLs and the completions prefix."""
+    return [task_name, counted_ttl_s, COMPLETIONS_PREFIX, COMPLETIONS_TTL_S]
 
 
 # NOTE: PENDING and STARTED are gauges. A message removed from a queue without running
@@ -69,14 +83,20 @@ def record_state_sync(client: redis.Redis, task_id: str, task_name: str, state: 
 class TaskCounters:
     """Counts state changes from the API process and reads the figures for status_info."""
 
-    def __init__(self, client: aioredis.Redis, counted_ttl_s: int) -> None:
+    def __init__(self, client: aioredis.Redis, result_expires_s: int) -> None:
         self._client = client
-        self._counted_ttl_s = counted_ttl_s
+        self._counted_ttl_s = counted_state_ttl_s(result_expires_s)
         self._record_script = client.register_script(RECORD_STATE_SCRIPT)
 
     async def record_state(self, task_id: str, task_name: str, state: str) -> None:
-        keys, arguments = _script_arguments(task_id, task_name, state, self._counted_ttl_s)
-        await self._record_script(keys=keys, args=arguments)
+        arguments = [state, *count_arguments(task_name, self._counted_ttl_s)]
+        await self._record_script(keys=count_keys(task_id, task_name), args=arguments)
+
+    def add_record_state(self, pipeline: aioredis.client.Pipeline, task_id: str, task_name: str, state: str) -> None:
+        """Add the count to a pipeline by the script's digest; its reply is NoScriptError when the
+        server does not have the script, and record_state then loads it."""
+        keys = count_keys(task_id, task_name)
+        pipeline.evalsha(self._record_script.sha, len(keys), *keys, state, *count_arguments(task_name, self._counted_ttl_s))
 
     async def read_task_info(self, task_names: Iterable[str]) -> dict[str, Any]:
         """Return counts by state and completion windows per task and in total."""

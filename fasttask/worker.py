@@ -6,26 +6,25 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Optional
+from typing import Any
 
 import redis
 import redis.exceptions
 from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
-from celery import Celery, Task, signals
-from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded, WorkerLostError
+from celery import Celery, Task
+from celery.exceptions import Ignore, SoftTimeLimitExceeded, WorkerLostError
 from celery.worker.request import Request
 from celery.worker.state import task_ready
 from kombu.exceptions import OperationalError
 from kombu import Queue
 from pydantic import BaseModel, ValidationError
 
+from fasttask.broker import TRANSPORT_PATH
 from fasttask.concurrency import ConcurrencyLimiter, ConcurrencyParams, pop_concurrency_params
-from fasttask.counters import record_state_sync
 from fasttask.monitoring import build_heartbeat_step
 from fasttask.json_safety import json_problem
 from fasttask.registry import TaskSpec
-from fasttask.results import TaskState
-from fasttask.revocation import guarded_backend_url, is_revoked
+from fasttask.result_backend import guarded_backend_url
 from fasttask.settings import Settings
 
 logger = logging.getLogger("fasttask.worker")
@@ -93,6 +92,7 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 def configure_app(app: Celery, settings: Settings, specs: dict[str, TaskSpec]) -> None:
     app.conf.update(
         broker_url=settings.broker,
+        broker_transport=TRANSPORT_PATH if settings.broker.startswith(("redis://", "rediss://")) else None,
         result_backend=guarded_backend_url(settings.result_backend),
         task_serializer="json",
         result_serializer="json",
@@ -106,7 +106,8 @@ def configure_app(app: Celery, settings: Settings, specs: dict[str, TaskSpec]) -
         task_acks_late=True,
         task_reject_on_worker_lost=settings.requeue_on_worker_lost,
         task_acks_on_failure_or_timeout=True,
-        task_track_started=True,
+        # The task wrapper stores STARTED itself, in the script run that checks the revoke marker.
+        task_track_started=False,
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.soft_time_limit,
         task_time_limit=settings.time_limit,
@@ -157,62 +158,6 @@ def execute_task(spec: TaskSpec, settings: Settings, params: dict[str, Any]) -> 
     return _result_payload(spec, returned)
 
 
-class WorkerRedis:
-    """One synchronous Redis client per worker process, for revoke markers and counters."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._client: Optional[redis.Redis] = None
-        self._pid = 0
-
-    @property
-    def client(self) -> redis.Redis:
-        # Pool processes are forked from the main process, which must not share its sockets.
-        if self._client is None or self._pid != os.getpid():
-            self._client = redis.Redis.from_url(self._url, socket_connect_timeout=3, socket_timeout=10)
-            self._pid = os.getpid()
-        return self._client
-
-
-def record_state(worker_redis: WorkerRedis, settings: Settings, task_id: Optional[str], task_name: str, state: str) -> None:
-    """Count a state change; a Redis outage loses the count but never fails the task."""
-    if not task_id:
-        return
-    try:
-        record_state_sync(worker_redis.client, task_id, task_name, state, settings.result_expires + 3600)
-    except redis.RedisError as exc:
-        logger.warning("task %s %s: cannot count state %s: %s", task_name, task_id, state, exc)
-
-
-def connect_counter_signals(app: Celery, settings: Settings, worker_redis: WorkerRedis) -> None:
-    """Count STARTED, FAILURE and REVOKED for the tasks of this app.
-
-    SUCCESS is counted only by the task wrapper, the one path by which a task succeeds.
-    Celery sends task_failure after it stored the result; the wrapper has usually counted
-    the failure already, and the counting script ignores the repeat. The failure handler
-    still counts failures raised outside the wrapper, such as a hard time limit or a worker
-    process lost without re-queueing the task.
-    """
-
-    def is_ours(sender: Any) -> bool:
-        return getattr(sender, "app", None) is app
-
-    @signals.task_prerun.connect(weak=False)
-    def count_started(sender: Any = None, task_id: Optional[str] = None, **_: Any) -> None:
-        if is_ours(sender):
-            record_state(worker_redis, settings, task_id, sender.name, TaskState.STARTED.value)
-
-    @signals.task_failure.connect(weak=False)
-    def count_failure(sender: Any = None, task_id: Optional[str] = None, **_: Any) -> None:
-        if is_ours(sender):
-            record_state(worker_redis, settings, task_id, sender.name, TaskState.FAILURE.value)
-
-    @signals.task_revoked.connect(weak=False)
-    def count_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
-        if is_ours(sender) and request is not None:
-            record_state(worker_redis, settings, request.id, sender.name, TaskState.REVOKED.value)
-
-
 def _execute_within_limit(
     task: Task, spec: TaskSpec, settings: Settings, params: dict[str, Any],
     limit: ConcurrencyParams, limiter: ConcurrencyLimiter,
@@ -241,33 +186,20 @@ def _execute_within_limit(
         limiter.release(spec.name, limit, task_id)
 
 
-def register_task(
-    app: Celery, spec: TaskSpec, settings: Settings, worker_redis: WorkerRedis, limiter: ConcurrencyLimiter,
-) -> None:
+def register_task(app: Celery, spec: TaskSpec, settings: Settings, limiter: ConcurrencyLimiter) -> None:
     def run(task: Task, **params: Any) -> dict[str, Any]:
         task_id = task.request.id
-        if is_revoked(worker_redis.client, task_id):
+        if not task.backend.start_task(task_id, spec.name, task.request):
             # /revoke already stored REVOKED; Ignore ends the task without storing another state.
-            record_state(worker_redis, settings, task_id, spec.name, TaskState.REVOKED.value)
             logger.info("task %s %s skipped: it was revoked before it started", spec.name, task_id)
             raise Ignore()
 
-        # Counted here, before Celery stores the result, so a client that sees the result
-        # also sees it in /status_info. The signal handlers count what never reaches this code.
         started = time.monotonic()
         limit = pop_concurrency_params(params)
-        try:
-            if limit is None:
-                result = execute_task(spec, settings, params)
-            else:
-                result = _execute_within_limit(task, spec, settings, params, limit, limiter)
-        except Retry:
-            # Waiting for a concurrency slot: the task runs again later, so it has not failed.
-            raise
-        except Exception:
-            record_state(worker_redis, settings, task_id, spec.name, TaskState.FAILURE.value)
-            raise
-        record_state(worker_redis, settings, task_id, spec.name, TaskState.SUCCESS.value)
+        if limit is None:
+            result = execute_task(spec, settings, params)
+        else:
+            result = _execute_within_limit(task, spec, settings, params, limit, limiter)
         logger.info("task %s %s finished in %.3f s", spec.name, task_id, time.monotonic() - started)
         return result
 
@@ -281,11 +213,9 @@ def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: 
     app = Celery("fasttask", set_as_current=False)
     configure_app(app, settings, specs)
     if register:
-        worker_redis = WorkerRedis(settings.result_backend)
         limiter = ConcurrencyLimiter(settings.result_backend)
         for spec in specs.values():
-            register_task(app, spec, settings, worker_redis, limiter)
-        connect_counter_signals(app, settings, worker_redis)
+            register_task(app, spec, settings, limiter)
         app.steps["worker"].add(build_heartbeat_step(settings.result_backend, settings.worker_pool.value))
     return app
 

@@ -218,3 +218,10 @@ def test_file_settings_from_environment(environment: pytest.MonkeyPatch) -> None
     assert settings.max_upload_bytes == 2048
     assert settings.file_expiration_s == 600
     assert settings.file_cleanup_enabled is False
+
+
+def test_result_backend_must_be_redis(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("BROKER_URL", "amqp://guest@127.0.0.1:5672//")
+    environment.setenv("RESULT_BACKEND_URL", "rpc://")
+    with pytest.raises(SettingsError, match="RESULT_BACKEND_URL must be a redis:// or rediss:// URL"):
+        load_settings()

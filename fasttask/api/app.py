@@ -83,7 +83,7 @@ def build_lifespan(settings: Settings, specs: dict[str, TaskSpec]):
         client = open_redis(settings.result_backend)
         broker_client = open_broker_redis(settings, client)
         store = ResultStore(client, settings.result_expires)
-        counters = TaskCounters(client, settings.result_expires + 3600)
+        counters = TaskCounters(client, settings.result_expires)
         celery_app = create_celery_app(settings, specs, register=False)
 
         app.state.settings = settings
