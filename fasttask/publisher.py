@@ -11,7 +11,7 @@ from typing import Any, Optional
 import anyio
 import redis.asyncio as aioredis
 from celery import Celery
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from fasttask.concurrency import ConcurrencyParams
 from fasttask.constants import CONCURRENCY_PARAMS_FIELD, ISSUED_TASK_KEY
@@ -30,6 +30,10 @@ MAX_PUBLISHING_THREADS = 32
 # the routing key, which is the queue name.
 PERSISTENT_DELIVERY_MODE = 2
 DEFAULT_PRIORITY = 0
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
 
 
 def can_publish_directly(settings: Settings) -> bool:
@@ -70,8 +74,8 @@ def encode_task_message(celery_app: Celery, spec: TaskSpec, task_id: str, params
 class TaskPublisher:
     """Record a new task id as issued by this service, then send the task to its queue.
 
-    With a Redis broker that is also the result backend, both steps are one pipelined round
-    trip on the API's async Redis pool. Any other broker goes through Celery's send_task in
+    With a Redis broker that is also the result backend, both steps and the PENDING count are
+    one pipelined round trip on the API's async Redis pool. Any other broker goes through Celery's send_task in
     a worker thread.
     NOTE: the direct path fires no before_task_publish or after_task_publish signal.
     """
@@ -91,8 +95,12 @@ class TaskPublisher:
         self._publish_directly = publish_directly
         self._limiter = anyio.CapacityLimiter(MAX_PUBLISHING_THREADS)
 
-    async def publish(self, spec: TaskSpec, params: dict[str, Any], limit: Optional[ConcurrencyParams] = None) -> str:
-        task_id = str(uuid.uuid4())
+    async def publish(
+        self, spec: TaskSpec, params: dict[str, Any], limit: Optional[ConcurrencyParams] = None,
+        task_id: Optional[str] = None,
+    ) -> str:
+        """Queue the task under task_id (a new id when None) and return the id."""
+        task_id = task_id or new_task_id()
         if limit is not None:
             # The worker removes this keyword before it validates the task's Params.
             params = {**params, CONCURRENCY_PARAMS_FIELD: limit.model_dump(mode="json")}
@@ -102,21 +110,34 @@ class TaskPublisher:
         else:
             await self._store.record_issued(task_id, spec.name)
             await anyio.to_thread.run_sync(self._send, spec, task_id, params, limiter=self._limiter)
+            await self._count_pending(spec, task_id)
+        logger.info("task %s %s queued", spec.name, task_id)
+        return task_id
 
+    async def _push(self, spec: TaskSpec, task_id: str, params: dict[str, Any]) -> None:
+        """Record the issued id, count PENDING and push the message, in one round trip."""
+        message = encode_task_message(self._celery_app, spec, task_id, params)
+        async with self._client.pipeline(transaction=False) as pipeline:
+            pipeline.set(ISSUED_TASK_KEY.format(task_id=task_id), spec.name, ex=self._store.issued_expires_s)
+            self._counters.add_record_state(pipeline, task_id, spec.name, TaskState.PENDING.value)
+            pipeline.lpush(spec.queue, message)
+            issued, counted, pushed = await pipeline.execute(raise_on_error=False)
+
+        for reply in (issued, pushed):
+            if isinstance(reply, Exception):
+                raise reply
+        if isinstance(counted, NoScriptError):
+            # The server lost its script cache (a restart or SCRIPT FLUSH); this call loads it again.
+            await self._count_pending(spec, task_id)
+        elif isinstance(counted, Exception):
+            logger.warning("task %s %s: cannot count state PENDING: %s", spec.name, task_id, counted)
+
+    async def _count_pending(self, spec: TaskSpec, task_id: str) -> None:
         try:
             await self._counters.record_state(task_id, spec.name, TaskState.PENDING.value)
         except RedisError as exc:
             # The task is queued; a lost count must not turn that into an error for the caller.
             logger.warning("task %s %s: cannot count state PENDING: %s", spec.name, task_id, exc)
-        logger.info("task %s %s queued", spec.name, task_id)
-        return task_id
-
-    async def _push(self, spec: TaskSpec, task_id: str, params: dict[str, Any]) -> None:
-        message = encode_task_message(self._celery_app, spec, task_id, params)
-        async with self._client.pipeline(transaction=False) as pipeline:
-            pipeline.set(ISSUED_TASK_KEY.format(task_id=task_id), spec.name, ex=self._store.issued_expires_s)
-            pipeline.lpush(spec.queue, message)
-            await pipeline.execute()
 
     def _send(self, spec: TaskSpec, task_id: str, params: dict[str, Any]) -> None:
         self._celery_app.send_task(spec.name, kwargs=params, task_id=task_id, queue=spec.queue, routing_key=spec.queue)

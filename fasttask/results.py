@@ -6,14 +6,15 @@ import asyncio
 import json
 import logging
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from fasttask.constants import ISSUED_TASK_KEY, RESULT_FALLBACK_POLL_S, RESULT_KEY
+from fasttask.constants import ID_RECORD_GRACE_S, ISSUED_TASK_KEY, RESULT_FALLBACK_POLL_S, RESULT_KEY
 
 logger = logging.getLogger("fasttask.results")
 
@@ -188,7 +189,7 @@ class ResultStore:
     @property
     def issued_expires_s(self) -> int:
         # Kept a little longer than the result so a finished task is never reported unknown.
-        return self._result_expires_s + 3600
+        return self._result_expires_s + ID_RECORD_GRACE_S
 
     async def record_issued(self, task_id: str, task_name: str) -> None:
         await self._client.set(ISSUED_TASK_KEY.format(task_id=task_id), task_name, ex=self.issued_expires_s)
@@ -209,29 +210,49 @@ class ResultStore:
 
     async def wait_for_final(self, task_id: str, timeout_s: float) -> TaskStatus:
         """Return the status once it is final, or the current status when timeout_s passes."""
-        channel = RESULT_KEY.format(task_id=task_id)
         deadline = time.monotonic() + timeout_s
+        async with self._subscription(task_id) as channel:
+            status = await self.get_status(task_id)
+            return await self._wait(channel, status, deadline)
+
+    async def queue_and_wait(self, task_id: str, queue_task: Callable[[], Awaitable[Any]], timeout_s: float) -> TaskStatus:
+        """Subscribe to a new task's result channel, queue it with queue_task, and wait as wait_for_final does.
+
+        The channel is subscribed before the task exists, so no state change can be missed and
+        the task's status needs no first read: it is PENDING.
+        """
+        deadline = time.monotonic() + timeout_s
+        async with self._subscription(task_id) as channel:
+            await queue_task()
+            return await self._wait(channel, TaskStatus(task_id, TaskState.PENDING.value, "", "text"), deadline)
+
+    @asynccontextmanager
+    async def _subscription(self, task_id: str) -> AsyncIterator[str]:
+        channel = RESULT_KEY.format(task_id=task_id)
         await self.listener.subscribe(channel)
         try:
-            event = self.listener.current_event(channel)
-            status = await self.get_status(task_id)
-            while True:
-                remaining = deadline - time.monotonic()
-                if status.is_final or remaining <= 0:
-                    return status
-
-                try:
-                    await asyncio.wait_for(event.wait(), min(remaining, RESULT_FALLBACK_POLL_S))
-                    published = self.listener.last_message(channel)
-                except asyncio.TimeoutError:
-                    published = None
-                event = self.listener.current_event(channel)
-
-                # Celery publishes the stored JSON itself, so a woken waiter needs no GET;
-                # after a fallback timeout the key is read in case a message was missed.
-                if published is not None:
-                    status = status_from_meta(task_id, published)
-                else:
-                    status = await self.get_status(task_id)
+            yield channel
         finally:
             await self.listener.unsubscribe(channel)
+
+    async def _wait(self, channel: str, status: TaskStatus, deadline: float) -> TaskStatus:
+        task_id = status.task_id
+        event = self.listener.current_event(channel)
+        while True:
+            remaining = deadline - time.monotonic()
+            if status.is_final or remaining <= 0:
+                return status
+
+            try:
+                await asyncio.wait_for(event.wait(), min(remaining, RESULT_FALLBACK_POLL_S))
+                published = self.listener.last_message(channel)
+            except asyncio.TimeoutError:
+                published = None
+            event = self.listener.current_event(channel)
+
+            # Celery publishes the stored JSON itself, so a woken waiter needs no GET;
+            # after a fallback timeout the key is read in case a message was missed.
+            if published is not None:
+                status = status_from_meta(task_id, published)
+            else:
+                status = await self.get_status(task_id)

@@ -7,6 +7,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+import redis
 
 from fasttask.api.status_models import StatusResponse
 from tests.conftest import Service, build_service
@@ -57,6 +58,41 @@ def test_pending_count_per_queue(counted: Service) -> None:
     assert pending["sleep_for"] == 3
     assert pending["noop"] == 0
     assert info["tasks"]["sleep_for"]["states"]["PENDING"] == 3
+
+
+def test_pending_counted_after_server_forgets_scripts(counted: Service, redis_server) -> None:
+    """The API counts PENDING by the counter script's digest; after SCRIPT FLUSH it loads the script again."""
+    server = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    with counted.client() as client:
+        before = status(client, "task_info")["task_info"]["tasks"]["sleep_for"]["states"]["PENDING"]
+        server.script_flush()
+        task_ids = [client.post("/create/sleep_for", json={"seconds": 0}).json()["id"] for _ in range(2)]
+        after = status(client, "task_info")["task_info"]["tasks"]["sleep_for"]["states"]["PENDING"]
+        for task_id in task_ids:
+            client.post("/revoke", json={"result_id": task_id})
+    server.close()
+
+    assert after - before == 2
+
+
+def test_task_waiting_for_a_concurrency_slot_is_counted_retry(counted: Service) -> None:
+    one_at_a_time = {"concurrency_key": "retry-count", "max_concurrency": 1, "countdown": 0.5}
+    body = {"seconds": 3, "fasttask_concurrency_params": one_at_a_time}
+    with counted.client() as client:
+        worker = counted.start_worker(WORKER_CONCURRENCY="2")
+        counted.wait_until_worker_serves()
+        task_ids = [client.post("/create/sleep_for", json=body).json()["id"] for _ in range(2)]
+        waiting_seen = wait_until(
+            lambda: status(client, "task_info")["task_info"]["tasks"]["sleep_for"]["states"]["RETRY"] == 1
+        )
+        finals = [client.get("/check/sleep_for", params={"result_id": task_id, "wait": 60}).json() for task_id in task_ids]
+        states_after = status(client, "task_info")["task_info"]["tasks"]["sleep_for"]["states"]
+        worker.stop()
+
+    assert waiting_seen
+    assert [final["state"] for final in finals] == ["SUCCESS", "SUCCESS"]
+    assert states_after["RETRY"] == 0
+    assert states_after["STARTED"] == 0
 
 
 def test_counts_after_known_successes_and_failures(counted: Service) -> None:

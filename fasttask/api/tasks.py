@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: FastAPI reads the per-task models from the
 # annotations of the route functions created inside the factories below.
 
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +14,7 @@ from fasttask.api.strict_json import StrictJSONRoute
 from fasttask.concurrency import ConcurrencyParams
 from fasttask.json_safety import json_problem
 from fasttask.constants import CONCURRENCY_PARAMS_FIELD
+from fasttask.publisher import new_task_id
 from fasttask.registry import TaskSpec
 from fasttask.results import ResultStore, TaskState, TaskStatus
 from fasttask.settings import Settings
@@ -54,13 +55,13 @@ def task_request_model(spec: TaskSpec) -> type[BaseModel]:
     )
 
 
-async def _publish(request: Request, spec: TaskSpec, body: BaseModel) -> str:
+def _task_params(body: BaseModel) -> tuple[dict[str, Any], Optional[ConcurrencyParams]]:
+    """Split a request body into the task's parameters and its concurrency limit, or answer 422."""
     params = body.model_dump(mode="json", exclude={CONCURRENCY_PARAMS_FIELD})
     problem = json_problem(params)
     if problem is not None:
         raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": f"invalid parameters: the value {problem}", "input": None}])
-    limit = getattr(body, CONCURRENCY_PARAMS_FIELD)
-    return await request.app.state.publisher.publish(spec, params, limit)
+    return params, getattr(body, CONCURRENCY_PARAMS_FIELD)
 
 
 def _store(request: Request) -> ResultStore:
@@ -82,7 +83,8 @@ def _add_create_route(
     router: APIRouter, spec: TaskSpec, request_model: type[BaseModel], response_model: type[BaseModel],
 ) -> None:
     async def create(request: Request, params: request_model = Body()) -> JSONResponse:
-        task_id = await _publish(request, spec, params)
+        task_params, limit = _task_params(params)
+        task_id = await request.app.state.publisher.publish(spec, task_params, limit)
         return _status_response(TaskStatus(task_id, TaskState.PENDING.value, "", "text"))
 
     create.__doc__ = f"Queue a {spec.name} task and return its id at once."
@@ -124,8 +126,13 @@ def _add_run_route(
             description=f"seconds to wait for the result before returning 202 (default {settings.run_timeout:g})",
         ),
     ) -> JSONResponse:
-        task_id = await _publish(request, spec, params)
-        task_status = await _store(request).wait_for_final(task_id, timeout or settings.run_timeout)
+        task_params, limit = _task_params(params)
+        task_id = new_task_id()
+
+        async def queue_task() -> None:
+            await request.app.state.publisher.publish(spec, task_params, limit, task_id)
+
+        task_status = await _store(request).queue_and_wait(task_id, queue_task, timeout or settings.run_timeout)
         if not task_status.is_final:
             return JSONResponse(task_status.as_response(), status_code=status.HTTP_202_ACCEPTED)
         return _status_response(task_status)
