@@ -213,6 +213,11 @@ def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: 
     app = Celery("fasttask", set_as_current=False)
     configure_app(app, settings, specs)
     if register:
+        # One result backend, and so one Redis connection pool, for all threads of a worker
+        # process. Celery builds one per thread otherwise, about 1.4 ms each, which a thread
+        # pool worker paid for each of its first tasks. A worker never waits on results, so
+        # the backend's pub/sub consumer, which is not thread-safe, stays unused.
+        app.conf.result_backend_thread_safe = True
         limiter = ConcurrencyLimiter(settings.result_backend)
         for spec in specs.values():
             register_task(app, spec, settings, limiter)
