@@ -24,6 +24,9 @@ def create_bare_app(redis_port: int, redis_db: int, tasks_dir: Path) -> Celery:
 
     app = Celery("bare", set_as_current=False)
     configure_app(app, settings, specs)
+    # kombu's and Celery's own Redis transport and result backend, and STARTED stored by Celery,
+    # which FastTask's task wrapper stores itself: callers see the same states without FastTask's code.
+    app.conf.update(broker_transport=None, result_backend=settings.result_backend, task_track_started=True)
     for spec in specs.values():
         app.task(name=spec.name, queue=spec.queue)(spec.function)
     return app

@@ -128,7 +128,7 @@ def write_report(figures: list[Figure], run: RunInfo, markdown_path: Path, chart
         "",
         "FastTask against bare Celery on one machine, both measured side by side in one run by",
         "`python -m bench` (see *Running the benchmark* below). This page is written by that command;",
-        "edit `bench/report.py`, not this file.",
+        "edit `bench/report.py` and `bench/method.md`, not this file.",
         "",
         f"![ratios of FastTask to its baselines]({chart_path.name})",
         "",

@@ -24,7 +24,7 @@ WARMUP_CALLS = 30
 
 # Clients that create the tasks for the queue throughput figure, and its alternating rounds.
 QUEUE_CLIENTS = 16
-QUEUE_ROUNDS = 2
+QUEUE_ROUNDS = 4
 
 # kombu's Redis transport keeps delivered but unacknowledged messages in this hash.
 KOMBU_UNACKED_KEY = "unacked"
