@@ -3,8 +3,11 @@
 kombu 5.x builds a new redis-py client object for every message it takes and acknowledges
 (`Channel.conn_or_acquire`), and a redis-py client builds its table of response callbacks
 each time. In a py-spy profile of a worker's main process, which takes the messages for the
-whole worker on one thread, that was about a fifth of the time spent per message. The client is only a front for
-the channel's connection pool, so one client serves every call.
+whole worker on one thread, that was about a fifth of the time spent per message. The client
+is only a front for the channel's connection pool, so one client serves every call.
+
+The same client puts unacknowledged messages back when a connection error closes the channel.
+kombu 5.7's own channel stops the worker at that step (see Channel._sync_client).
 """
 
 from __future__ import annotations
@@ -21,13 +24,19 @@ class Channel(kombu_redis.Channel):
 
     @contextmanager
     def conn_or_acquire(self, client: Optional[redis.Redis] = None) -> Iterator[Any]:
-        if client:
-            yield client
-            return
-        # The channel replaces its pool after a connection error; the client must follow it.
+        yield client or self._sync_client()
+
+    def _sync_client(self) -> redis.Redis:
+        # A closing channel has dropped its pool and puts its unacknowledged messages back. A new
+        # pool fails there (the transport is detached), so the old client does it. Its pool
+        # reconnects, or raises ConnectionError, which Celery ignores while it reconnects.
+        if self._closing and self._shared_client is not None:
+            return self._shared_client
+
+        # The channel replaces its pool after a fork; the client must follow it.
         if self._shared_client is None or self._shared_client.connection_pool is not self.pool:
             self._shared_client = self._create_client()
-        yield self._shared_client
+        return self._shared_client
 
 
 class Transport(kombu_redis.Transport):

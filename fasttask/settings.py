@@ -154,10 +154,14 @@ class Settings(BaseSettings):
             raise ValueError(f"RUN_TIMEOUT ({self.run_timeout:g}) must not exceed MAX_WAIT ({self.max_wait:g})")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("SSL_CERTFILE and SSL_KEYFILE must be set together")
+        if self.broker_url is not None and not self.broker.startswith(("redis://", "rediss://")) and self.result_backend_url is None:
+            raise ValueError(
+                "RESULT_BACKEND_URL is missing: a broker that is not Redis needs a redis:// or rediss:// URL for the results"
+            )
         if not self.result_backend.startswith(("redis://", "rediss://")):
             raise ValueError(
-                "RESULT_BACKEND_URL must be a redis:// or rediss:// URL: the API and the workers keep "
-                "results, revoke markers and counters in Redis"
+                f"invalid RESULT_BACKEND_URL {mask_url_password(self.result_backend)!r}: it must be a redis:// or "
+                "rediss:// URL, because the API and the workers keep results, revoke markers and counters in Redis"
             )
         for variable, url in (("BROKER_URL", self.broker_url), ("RESULT_BACKEND_URL", self.result_backend_url)):
             if url is not None and not has_tls_verification_mode(url.get_secret_value()):

@@ -223,5 +223,12 @@ def test_file_settings_from_environment(environment: pytest.MonkeyPatch) -> None
 def test_result_backend_must_be_redis(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("BROKER_URL", "amqp://guest@127.0.0.1:5672//")
     environment.setenv("RESULT_BACKEND_URL", "rpc://")
-    with pytest.raises(SettingsError, match="RESULT_BACKEND_URL must be a redis:// or rediss:// URL"):
+    with pytest.raises(SettingsError, match="invalid RESULT_BACKEND_URL 'rpc://': it must be a redis:// or rediss:// URL"):
+        load_settings()
+
+
+def test_other_broker_needs_result_backend(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("BROKER_URL", "amqp://guest@127.0.0.1:5672//")
+    environment.setenv("MASTER_HOST", "127.0.0.1")
+    with pytest.raises(SettingsError, match="RESULT_BACKEND_URL is missing"):
         load_settings()

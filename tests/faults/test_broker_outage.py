@@ -87,3 +87,51 @@ def test_redis_outage_returns_503_then_recovers(private_redis: EmbeddedRedis, tm
     assert after.status_code == 200
     assert after.json()["state"] == "SUCCESS"
     assert [final.get("state") for final in finals] == ["SUCCESS"] * TASKS_BEFORE_OUTAGE, finals
+
+
+def wait_until_started(client: httpx.Client, task_ids: list[str], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        states = [client.get("/check/sleep_for", params={"result_id": task_id}).json()["state"] for task_id in task_ids]
+        if states == ["STARTED"] * len(task_ids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_worker_survives_restart_with_tasks_running(private_redis: EmbeddedRedis, tmp_path: Path, pool: str) -> None:
+    """The worker outlives a restart while it runs tasks, and finishes them.
+
+    Closing the broken connection puts the unacknowledged messages back. With kombu 5.7's own
+    Redis channel that step raised AttributeError and stopped the worker.
+    """
+    service = build_service(tmp_path, private_redis.port)
+    try:
+        worker = service.start_worker(WORKER_POOL=pool, WORKER_CONCURRENCY="4")
+        service.start_api()
+        service.wait_until_worker_serves()
+        with service.client() as client:
+            task_ids = [client.post("/create/sleep_for", json={"seconds": 5}).json()["id"] for _ in range(2)]
+            started = wait_until_started(client, task_ids)
+
+            private_redis.stop()
+            time.sleep(3)
+            private_redis.start()
+
+            healthy = wait_until_healthy(client)
+            after = client.post("/run/noop", json={}, params={"timeout": 60})
+            finals = [wait_for_final(client, "sleep_for", task_id) for task_id in task_ids]
+        worker_alive = worker.process.poll() is None
+        worker_log = worker.log_text()
+    finally:
+        service.stop()
+
+    assert started
+    assert healthy == 200
+    assert worker_alive, worker_log[-3000:]
+    assert "Unrecoverable error" not in worker_log
+    assert after.status_code == 200, after.text
+    assert after.json()["state"] == "SUCCESS"
+    assert [final.get("state") for final in finals] == ["SUCCESS", "SUCCESS"], finals
