@@ -30,6 +30,7 @@ class Channel(kombu_redis.Channel):
         # A closing channel has dropped its pool and puts its unacknowledged messages back. A new
         # pool fails there (the transport is detached), so the old client does it. Its pool
         # reconnects, or raises ConnectionError, which Celery ignores while it reconnects.
+        # NOTE: messages of tasks still running go back too, so those tasks can run twice.
         if self._closing and self._shared_client is not None:
             return self._shared_client
 

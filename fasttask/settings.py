@@ -233,15 +233,20 @@ def has_tls_verification_mode(url: str) -> bool:
 
 
 def mask_url_password(url: str) -> str:
-    """Replace the password in a URL with '***' so the URL can be logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Replace the password in a URL with '***' so the URL can be logged.
+
+    The credentials end at the last '@': a password that is not percent-encoded may contain
+    '/', '#' or '?', where urlsplit would end the host part and miss the password.
+    """
+    scheme, separator, rest = url.partition("://")
+    credentials, at_sign, location = rest.rpartition("@")
+    if not separator or not at_sign:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+    user, colon, _ = credentials.partition(":")
+    if not colon:
+        return url
+    return f"{scheme}://{user}:***@{location}"
 
 
 def _environment_value(field_name: str) -> Optional[str]:

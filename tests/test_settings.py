@@ -232,3 +232,17 @@ def test_other_broker_needs_result_backend(environment: pytest.MonkeyPatch) -> N
     environment.setenv("MASTER_HOST", "127.0.0.1")
     with pytest.raises(SettingsError, match="RESULT_BACKEND_URL is missing"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("redis://:secret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("mongodb://u:p/ss@127.0.0.1/db", "mongodb://u:***@127.0.0.1/db"),
+        ("amqp://u:p#ss@127.0.0.1//", "amqp://u:***@127.0.0.1//"),
+        ("redis://u:p@ss@127.0.0.1:99999/0", "redis://u:***@127.0.0.1:99999/0"),
+        ("redis://user@127.0.0.1/0", "redis://user@127.0.0.1/0"),
+    ],
+)
+def test_mask_url_hides_unencoded_passwords(url: str, masked: str) -> None:
+    assert mask_url_password(url) == masked
