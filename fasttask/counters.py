@@ -64,12 +64,12 @@ return count_state(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 
 def counted_state_ttl_s(result_expires_s: int) -> int:
-    """How long the last counted state of a task id is kept: as long as its issued id."""
+    """Return how long the last counted state of a task id is kept: as long as its issued id."""
     return result_expires_s + ID_RECORD_GRACE_S
 
 
 def count_keys(task_id: str, task_name: str) -> list[str]:
-    """The counted-state key and the state-counts hash of one task."""
+    """Return the counted-state key and the state-counts hash of one task."""
     return [COUNTED_STATE_KEY.format(task_id=task_id), STATE_COUNTS_KEY.format(task_name=task_name)]
 
 
@@ -89,14 +89,20 @@ class TaskCounters:
         self._record_script = client.register_script(RECORD_STATE_SCRIPT)
 
     async def record_state(self, task_id: str, task_name: str, state: str) -> None:
-        arguments = [state, *count_arguments(task_name, self._counted_ttl_s)]
-        await self._record_script(keys=count_keys(task_id, task_name), args=arguments)
+        keys, arguments = self._script_call(task_id, task_name, state)
+        await self._record_script(keys=keys, args=arguments)
 
     def add_record_state(self, pipeline: aioredis.client.Pipeline, task_id: str, task_name: str, state: str) -> None:
-        """Add the count to a pipeline by the script's digest; its reply is NoScriptError when the
-        server does not have the script, and record_state then loads it."""
-        keys = count_keys(task_id, task_name)
-        pipeline.evalsha(self._record_script.sha, len(keys), *keys, state, *count_arguments(task_name, self._counted_ttl_s))
+        """Add the count to a pipeline by the script's digest, without loading the script.
+
+        When the server does not have the script, its reply is NoScriptError, and record_state
+        loads the script and counts.
+        """
+        keys, arguments = self._script_call(task_id, task_name, state)
+        pipeline.evalsha(self._record_script.sha, len(keys), *keys, *arguments)
+
+    def _script_call(self, task_id: str, task_name: str, state: str) -> tuple[list[str], list[Any]]:
+        return count_keys(task_id, task_name), [state, *count_arguments(task_name, self._counted_ttl_s)]
 
     async def read_task_info(self, task_names: Iterable[str]) -> dict[str, Any]:
         """Return counts by state and completion windows per task and in total."""

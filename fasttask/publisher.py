@@ -39,7 +39,7 @@ def new_task_id() -> str:
 def can_publish_directly(settings: Settings) -> bool:
     """True when the broker is the Redis server and database that the result client talks to."""
     broker = settings.broker
-    return broker.startswith(("redis://", "rediss://")) and broker == settings.result_backend
+    return settings.broker_is_redis and broker == settings.result_backend
 
 
 def encode_task_message(celery_app: Celery, spec: TaskSpec, task_id: str, params: dict[str, Any]) -> bytes:
@@ -75,8 +75,8 @@ class TaskPublisher:
     """Record a new task id as issued by this service, then send the task to its queue.
 
     With a Redis broker that is also the result backend, both steps and the PENDING count are
-    one pipelined round trip on the API's async Redis pool. Any other broker goes through Celery's send_task in
-    a worker thread.
+    one pipelined round trip on the API's async Redis pool. Any other broker goes through
+    Celery's send_task in a worker thread.
     NOTE: the direct path fires no before_task_publish or after_task_publish signal.
     """
 

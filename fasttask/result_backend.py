@@ -94,7 +94,8 @@ def _seconds(expires: Union[None, int, float, timedelta]) -> int:
 
 
 class GuardedRedisBackend(RedisBackend):
-    """Celery's Redis result backend that keeps a stored REVOKED and counts the states it stores."""
+    """Celery's Redis result backend that checks revoke markers, keeps a stored SUCCESS or REVOKED,
+    and counts each state it stores."""
 
     def start_task(self, task_id: str, task_name: str, request: Any) -> bool:
         """Store and count STARTED, or return False (counting REVOKED) when the task was revoked."""
@@ -109,12 +110,16 @@ class GuardedRedisBackend(RedisBackend):
     ) -> Any:
         value = self._encoded_meta(task_id, result, state, traceback, request)
         if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:
-            raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
+            raise BackendStoreError(
+                f"result too large for Redis: {len(value)} characters, the limit is {self._MAX_STR_VALUE_SIZE}",
+                state=state, task_id=task_id,
+            )
 
         expires = self.failure_expires if state == states.FAILURE else self.expires
-        task_name = getattr(request, "task", None) if state in COUNTED_STATES else None
-        keys = [self.get_key_for_task(task_id), *count_keys(task_id, task_name or "")]
-        arguments = [value, _seconds(expires), state, *count_arguments(task_name or "", self._counted_ttl_s)]
+        # An empty task name makes the script store the state without counting it.
+        task_name = (getattr(request, "task", None) or "") if state in COUNTED_STATES else ""
+        keys = [self.get_key_for_task(task_id), *count_keys(task_id, task_name)]
+        arguments = [value, _seconds(expires), state, *count_arguments(task_name, self._counted_ttl_s)]
         self.ensure(self._run_script, (self._store_result_script, keys, arguments))
         return result
 

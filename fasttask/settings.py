@@ -7,7 +7,7 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Optional
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -154,11 +154,11 @@ class Settings(BaseSettings):
             raise ValueError(f"RUN_TIMEOUT ({self.run_timeout:g}) must not exceed MAX_WAIT ({self.max_wait:g})")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("SSL_CERTFILE and SSL_KEYFILE must be set together")
-        if self.broker_url is not None and not self.broker.startswith(("redis://", "rediss://")) and self.result_backend_url is None:
+        if self.broker_url is not None and not self.broker_is_redis and self.result_backend_url is None:
             raise ValueError(
                 "RESULT_BACKEND_URL is missing: a broker that is not Redis needs a redis:// or rediss:// URL for the results"
             )
-        if not self.result_backend.startswith(("redis://", "rediss://")):
+        if not is_redis_url(self.result_backend):
             raise ValueError(
                 f"invalid RESULT_BACKEND_URL {mask_url_password(self.result_backend)!r}: it must be a redis:// or "
                 "rediss:// URL, because the API and the workers keep results, revoke markers and counters in Redis"
@@ -191,9 +191,13 @@ class Settings(BaseSettings):
     def result_backend(self) -> str:
         if self.result_backend_url is not None:
             return self.result_backend_url.get_secret_value()
-        if self.broker_url is not None and self.broker.startswith(("redis://", "rediss://")):
+        if self.broker_url is not None and self.broker_is_redis:
             return self.broker
         return self._redis_url()
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return is_redis_url(self.broker)
 
     @property
     def broker_display(self) -> str:
@@ -230,6 +234,10 @@ def has_tls_verification_mode(url: str) -> bool:
     """
     parts = urlsplit(url)
     return parts.scheme != "rediss" or "ssl_cert_reqs" in parse_qs(parts.query)
+
+
+def is_redis_url(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://"))
 
 
 def mask_url_password(url: str) -> str:

@@ -92,7 +92,7 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 def configure_app(app: Celery, settings: Settings, specs: dict[str, TaskSpec]) -> None:
     app.conf.update(
         broker_url=settings.broker,
-        broker_transport=TRANSPORT_PATH if settings.broker.startswith(("redis://", "rediss://")) else None,
+        broker_transport=TRANSPORT_PATH if settings.broker_is_redis else None,
         result_backend=guarded_backend_url(settings.result_backend),
         task_serializer="json",
         result_serializer="json",
@@ -215,8 +215,9 @@ def create_celery_app(settings: Settings, specs: dict[str, TaskSpec], register: 
     if register:
         # One result backend, and so one Redis connection pool, for all threads of a worker
         # process. Celery builds one per thread otherwise, about 1.4 ms each, which a thread
-        # pool worker paid for each of its first tasks. A worker never waits on results, so
-        # the backend's pub/sub consumer, which is not thread-safe, stays unused.
+        # pool worker paid for each of its first tasks. Celery raises on result.get() inside a
+        # task and subscribes to no results there, so the backend's pub/sub consumer, which is
+        # not thread-safe, stays unused.
         app.conf.result_backend_thread_safe = True
         limiter = ConcurrencyLimiter(settings.result_backend)
         for spec in specs.values():

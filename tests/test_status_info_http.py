@@ -60,7 +60,7 @@ def test_pending_count_per_queue(counted: Service) -> None:
     assert info["tasks"]["sleep_for"]["states"]["PENDING"] == 3
 
 
-def test_pending_counted_after_server_forgets_scripts(counted: Service, redis_server) -> None:
+def test_pending_counted_after_script_flush(counted: Service, redis_server) -> None:
     """The API counts PENDING by the counter script's digest; after SCRIPT FLUSH it loads the script again."""
     server = redis.Redis(host="127.0.0.1", port=redis_server.port)
     with counted.client() as client:
@@ -75,7 +75,7 @@ def test_pending_counted_after_server_forgets_scripts(counted: Service, redis_se
     assert after - before == 2
 
 
-def test_task_waiting_for_a_concurrency_slot_is_counted_retry(counted: Service) -> None:
+def test_slot_waiting_task_counted_retry(counted: Service) -> None:
     one_at_a_time = {"concurrency_key": "retry-count", "max_concurrency": 1, "countdown": 0.5}
     body = {"seconds": 3, "fasttask_concurrency_params": one_at_a_time}
     with counted.client() as client:

@@ -65,7 +65,7 @@ def open_broker_redis(settings: Settings, backend_client: aioredis.Redis) -> Opt
     """Return a client for the broker when it is Redis (for queue lengths), reusing the backend's if they match."""
     if settings.broker == settings.result_backend:
         return backend_client
-    if settings.broker.startswith(("redis://", "rediss://")):
+    if settings.broker_is_redis:
         return open_redis(settings.broker)
     return None
 

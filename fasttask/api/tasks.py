@@ -56,7 +56,10 @@ def task_request_model(spec: TaskSpec) -> type[BaseModel]:
 
 
 def _task_params(body: BaseModel) -> tuple[dict[str, Any], Optional[ConcurrencyParams]]:
-    """Split a request body into the task's parameters and its concurrency limit, or answer 422."""
+    """Split a request body into the task's parameters and its concurrency limit.
+
+    Raise RequestValidationError (422) for parameters that JSON cannot carry.
+    """
     params = body.model_dump(mode="json", exclude={CONCURRENCY_PARAMS_FIELD})
     problem = json_problem(params)
     if problem is not None:
